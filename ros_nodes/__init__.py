@@ -1,0 +1,1 @@
+"""Thin rclpy nodes around the agent_stack libraries and the sim, plus the pip-only launcher."""

@@ -1,0 +1,63 @@
+"""agent_stack: one ament_python package, also installable with `pip install -e .`."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "agent_stack"
+
+NODES = {
+    "sim_node": "ros_nodes.sim_node:main",
+    "controller_node": "ros_nodes.controller_node:main",
+    "expert_node": "ros_nodes.expert_node:main",
+}
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="A three-layer robot agent stack: LLM planner, VLA policy, learned controllers, on ROS 2 and MuJoCo.",
+    packages=find_packages(include=["agent_stack*", "sim*", "ros_nodes*"]),
+    package_data={"sim": ["assets/*.xml"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.xml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.26",
+        "mujoco==3.17.0",
+        "dm_control==1.0.50",
+        "imageio>=2.34",
+        "imageio-ffmpeg>=0.5",
+        "PyYAML>=6.0",
+        "rich>=13.0",
+    ],
+    extras_require={
+        # rclpy and the standard message packages as PyPI wheels (Kilted). On a ROS 2 install these
+        # come from the distribution instead and this extra is not needed.
+        "ros": [
+            "ros-rclpy[fastrtps]",
+            "ros-std-msgs",
+            "ros-sensor-msgs",
+            "ros-geometry-msgs",
+            "ros-trajectory-msgs",
+            "ros-rosgraph-msgs",
+            "ros-std-srvs",
+            "ros-action-msgs",
+            "ros-lifecycle-msgs",
+        ],
+        "test": ["pytest>=8.0", "pytest-timeout>=2.3"],
+    },
+    entry_points={
+        "console_scripts": [f"{name} = {target}" for name, target in NODES.items()]
+        + ["agent-stack = agent_stack.cli:main"],
+        # Subcommands of `agent-stack`, found by name so `agent_stack` never imports ROS or MuJoCo
+        # and a plugin package can add its own.
+        "agent_stack.commands": [
+            "launch = ros_nodes.launcher:main",
+            "demo = ros_nodes.demo:main",
+            "sim = sim.cli:main",
+        ],
+    },
+)
