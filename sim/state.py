@@ -18,6 +18,19 @@ COLORS: dict[str, tuple[float, float, float, float]] = {
 }
 """Block colours; every colour has one block and one flat target pad of the same colour."""
 
+# Scene geometry, world frame: origin at the robot base on the table top, x forward, y left, z up.
+TABLE_HEIGHT = 0.0
+BLOCK_HALF_SIZE = 0.025
+"""Blocks are 5 cm cubes."""
+PAD_HALF_SIZE = (0.06, 0.06, 0.003)
+BIN_INNER_HALF_SIZE = (0.08, 0.08)
+BIN_WALL_HEIGHT = 0.05
+SPAWN_LOW = (0.35, -0.25)
+"""Lower (x, y) corner of the region where objects are placed at reset."""
+SPAWN_HIGH = (0.65, 0.25)
+WORKSPACE_LOW = (0.25, -0.35, 0.0)
+WORKSPACE_HIGH = (0.75, 0.35, 0.45)
+
 
 @dataclass(frozen=True)
 class ObjectState:
@@ -52,9 +65,9 @@ class SceneState:
     """Blocks touched by at least two fingers (or a finger and the palm) and lifted off the table."""
     table_height: float
     """z of the table top."""
-    workspace_low: np.ndarray = field(default_factory=lambda: np.array([-0.30, -0.30, 0.0]))
+    workspace_low: np.ndarray = field(default_factory=lambda: np.array(WORKSPACE_LOW))
     """Lower corner of the reachable box on the table, world frame (x forward, y left)."""
-    workspace_high: np.ndarray = field(default_factory=lambda: np.array([0.30, 0.30, 0.45]))
+    workspace_high: np.ndarray = field(default_factory=lambda: np.array(WORKSPACE_HIGH))
     """Upper corner of that box."""
 
     def block(self, color: str) -> ObjectState:
