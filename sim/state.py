@@ -79,3 +79,51 @@ class SceneState:
     @property
     def blocks(self) -> list[ObjectState]:
         return [o for o in self.objects.values() if o.kind == "block"]
+
+
+def scene_state_to_dict(state: SceneState) -> dict:
+    """JSON-ready form, published by the sim node on `scene_state` for experts, planners and observers."""
+    return {
+        "objects": {
+            name: {"kind": o.kind, "color": o.color, "pos": o.pos.tolist(), "quat": o.quat.tolist(),
+                   "half_size": o.half_size.tolist()}
+            for name, o in state.objects.items()
+        },
+        "ee_pos": state.ee_pos.tolist(),
+        "ee_quat": state.ee_quat.tolist(),
+        "gripper_opening": float(state.gripper_opening),
+        "grasped": sorted(state.grasped),
+        "table_height": float(state.table_height),
+        "workspace_low": state.workspace_low.tolist(),
+        "workspace_high": state.workspace_high.tolist(),
+    }
+
+
+def scene_state_from_dict(data: dict) -> SceneState:
+    """Inverse of `scene_state_to_dict`; a missing key or a wrongly shaped vector raises ValueError."""
+    try:
+        objects = {
+            name: ObjectState(name=name, kind=str(o["kind"]), color=o["color"],
+                              pos=_vector(o["pos"], 3, f"{name}.pos"), quat=_vector(o["quat"], 4, f"{name}.quat"),
+                              half_size=_vector(o["half_size"], 3, f"{name}.half_size"))
+            for name, o in data["objects"].items()
+        }
+        return SceneState(
+            objects=objects,
+            ee_pos=_vector(data["ee_pos"], 3, "ee_pos"),
+            ee_quat=_vector(data["ee_quat"], 4, "ee_quat"),
+            gripper_opening=float(data["gripper_opening"]),
+            grasped=frozenset(data["grasped"]),
+            table_height=float(data["table_height"]),
+            workspace_low=_vector(data.get("workspace_low", WORKSPACE_LOW), 3, "workspace_low"),
+            workspace_high=_vector(data.get("workspace_high", WORKSPACE_HIGH), 3, "workspace_high"),
+        )
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"scene state is missing or has a malformed field: {error!r}") from error
+
+
+def _vector(values, length: int, field_name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.shape != (length,) or not np.all(np.isfinite(array)):
+        raise ValueError(f"scene state field {field_name} must be {length} finite numbers, got {values!r}")
+    return array

@@ -1,0 +1,25 @@
+"""One `main` for every node: init, spin, and a clean shutdown on SIGINT/SIGTERM (as demo_nodes_py does)."""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+
+
+def run_node(node_class, args: list[str] | None = None) -> None:
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    try:
+        node = node_class()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()

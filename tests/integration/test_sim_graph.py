@@ -1,0 +1,103 @@
+"""The launched graph (sim_node + controller_node + expert_node, real processes over Fast DDS)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
+
+from ros_nodes import conversions, qos
+from tests.integration.conftest import spin_until
+
+INSTRUCTION = "put the red block on the green pad"
+
+
+def test_graph_solves_a_task_driven_over_topics(launch_graph, probe_node):
+    graph = launch_graph("seed:=1")
+    status: dict = {}
+    frames: list = []
+    probe_node.create_subscription(String, "task_status", lambda m: status.update(json.loads(m.data)), qos.LATCHED)
+    probe_node.create_subscription(Image, "camera/front/image_raw", frames.append, qos.SENSOR_DATA)
+    task_pub = probe_node.create_publisher(String, "task", qos.COMMANDS)
+
+    graph_ready = spin_until(probe_node, lambda: task_pub.get_subscription_count() >= 2 and frames, 90)
+    assert graph_ready, graph.log()
+
+    def acknowledged() -> bool:
+        if status.get("instruction") != INSTRUCTION:
+            task_pub.publish(String(data=INSTRUCTION))
+            spin_until(probe_node, lambda: status.get("instruction") == INSTRUCTION, 1.0)
+        return status.get("instruction") == INSTRUCTION
+
+    assert spin_until(probe_node, acknowledged, 20), graph.log()
+    assert spin_until(probe_node, lambda: status.get("success") is True, 150), (status, graph.log()[-3000:])
+    assert 0 < status["elapsed_s"] < 90
+    image = conversions.msg_to_image(frames[-1])
+    assert image.shape == (128, 128, 3) and image.std() > 5
+    assert graph.stop() == 0
+
+
+def test_nodes_drop_bad_messages_keep_running_and_honour_estop(launch_graph, probe_node):
+    graph = launch_graph("expert:=false", "seed:=2")
+    joints: list[JointState] = []
+    commands: list[np.ndarray] = []
+    probe_node.create_subscription(JointState, "joint_states", joints.append, qos.SENSOR_DATA)
+    probe_node.create_subscription(Float64MultiArray, "arm_controller/commands",
+                                   lambda m: commands.append(np.array(m.data)), qos.COMMANDS)
+    arm_pub = probe_node.create_publisher(Float64MultiArray, "arm_controller/commands", qos.COMMANDS)
+    target_pub = probe_node.create_publisher(PoseStamped, "ee_target", qos.COMMANDS)
+    joint_pub = probe_node.create_publisher(JointState, "joint_states", qos.SENSOR_DATA)
+    gripper_pub = probe_node.create_publisher(Float64, "gripper_command", qos.COMMANDS)
+    task_pub = probe_node.create_publisher(String, "task", qos.COMMANDS)
+    estop_pub = probe_node.create_publisher(Bool, "estop", qos.LATCHED)
+    assert spin_until(probe_node, lambda: joints and commands and target_pub.get_subscription_count() >= 1, 90), \
+        graph.log()
+
+    nan_pose = PoseStamped()
+    nan_pose.header.frame_id = "base_link"
+    nan_pose.pose.position.x = math.nan
+    nan_pose.pose.orientation.w = 1.0
+    unknown_joints = JointState(name=["elbow_of_another_robot"], position=[0.0])
+    for _ in range(3):
+        arm_pub.publish(Float64MultiArray(data=[0.0, 1.0]))
+        arm_pub.publish(Float64MultiArray(data=[math.nan] * 6))
+        target_pub.publish(nan_pose)
+        joint_pub.publish(unknown_joints)
+        gripper_pub.publish(Float64(data=math.nan))
+        task_pub.publish(String(data="fly to the moon"))
+        spin_until(probe_node, lambda: False, 0.3)
+
+    received = len(joints)
+    assert spin_until(probe_node, lambda: len(joints) > received + 20, 10), "sim stopped publishing"
+    log = graph.log()
+    for topic in ("arm_controller/commands", "ee_target", "joint_states", "gripper_command", "task"):
+        assert f"dropped {topic}" in log, f"no drop logged for {topic}:\n{log[-3000:]}"
+
+    # A valid target moves the arm; estop then holds it still while targets keep coming.
+    names = list(joints[-1].name)
+    start = np.array(joints[-1].position[:6])
+    tcp_target = conversions.pose_to_msg(np.array([0.45, 0.15, 0.25]), np.array([0.0, 1.0, 0.0, 0.0]),
+                                         probe_node.get_clock().now().to_msg(), "base_link")
+
+    def moved() -> bool:
+        target_pub.publish(tcp_target)
+        return np.abs(np.array(joints[-1].position[:6]) - start).max() > 0.05
+
+    assert spin_until(probe_node, moved, 30), "controller did not move the arm towards a valid target"
+    estop_pub.publish(Bool(data=True))
+    spin_until(probe_node, lambda: "estop engaged" in graph.log(), 5)
+    spin_until(probe_node, lambda: False, 1.0)
+    held = np.array(joints[-1].position[:6])
+    far_target = conversions.pose_to_msg(np.array([0.40, -0.20, 0.30]), np.array([0.0, 1.0, 0.0, 0.0]),
+                                         probe_node.get_clock().now().to_msg(), "base_link")
+    for _ in range(20):
+        target_pub.publish(far_target)
+        spin_until(probe_node, lambda: False, 0.1)
+    assert np.abs(np.array(joints[-1].position[:6]) - held).max() < 0.02, "arm moved during estop"
+    assert names == list(joints[-1].name)
+    assert graph.alive()
+    assert graph.stop() == 0
