@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     # Keep discovery on this machine unless the user chose otherwise.
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    from ros_nodes.launcher import configure_ros_environment
+    from ros_nodes.launcher import ament_environment
 
-    configure_ros_environment(os.environ)
+    os.environ.update(ament_environment())
     started = time.monotonic()
     launcher = launch_stack(args)
     try:

@@ -17,12 +17,12 @@ rclpy = pytest.importorskip("rclpy")
 @pytest.fixture(scope="module")
 def ros_domain(tmp_path_factory):
     """A domain of its own per test module, discovery kept on this machine, the project's Fast DDS profile."""
-    from ros_nodes.launcher import configure_ros_environment
+    from ros_nodes.launcher import ament_environment
 
     saved = dict(os.environ)
     os.environ["ROS_DOMAIN_ID"] = str(20 + (os.getpid() + id(tmp_path_factory)) % 80)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    configure_ros_environment(os.environ)
+    os.environ.update(ament_environment())
     yield os.environ["ROS_DOMAIN_ID"]
     os.environ.clear()
     os.environ.update(saved)
