@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
-
-
-@pytest.fixture(scope="module")
-def ros_domain(tmp_path_factory):
-    """A domain of its own per test module, discovery kept on this machine, the project's Fast DDS profile."""
-    from ros_nodes.launcher import ament_environment
-
-    saved = dict(os.environ)
-    os.environ["ROS_DOMAIN_ID"] = str(20 + (os.getpid() + id(tmp_path_factory)) % 80)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.update(ament_environment())
-    yield os.environ["ROS_DOMAIN_ID"]
-    os.environ.clear()
-    os.environ.update(saved)
+pytest.importorskip("rclpy")
 
 
 class LaunchedGraph:
@@ -69,20 +53,3 @@ def launch_graph(ros_domain, tmp_path):
         graph.stop()
 
 
-@pytest.fixture
-def probe_node(ros_domain):
-    """An rclpy node in the test process, to publish into and listen to the launched graph."""
-    rclpy.init(args=[])
-    node = rclpy.create_node(f"test_probe_{os.getpid()}")
-    yield node
-    node.destroy_node()
-    rclpy.try_shutdown()
-
-
-def spin_until(node, predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.05)
-        if predicate():
-            return True
-    return False

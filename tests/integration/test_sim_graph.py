@@ -11,7 +11,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 
 from ros_nodes import conversions, qos
-from tests.integration.conftest import spin_until
+from tests.conftest import spin_until
 
 INSTRUCTION = "put the red block on the green pad"
 
