@@ -84,6 +84,7 @@ def test_pose_round_trip_normalises_and_rejects():
     with pytest.raises(MessageRejected, match="frame"):
         cv.pose_from_msg(msg, "world")
     zero = PoseStamped()
+    zero.pose.orientation.w = 0.0  # geometry_msgs defaults to the identity
     with pytest.raises(MessageRejected, match="zero quaternion"):
         cv.pose_from_msg(zero, None)
     msg.pose.position.y = math.nan
