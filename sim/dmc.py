@@ -64,10 +64,16 @@ def default_time_limit(domain: str, task: str) -> float:
     return float(inspect.signature(loader).parameters["time_limit"].default)
 
 
-def _check_int(field: str, value: Any, minimum: int) -> None:
+MAX_SEED = 2**32 - 1
+"""Largest seed numpy's RandomState (which dm_control tasks draw from) accepts."""
+
+
+def _check_int(field: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     # bool is an int subclass; `True` as an image size is a bug, not a 1.
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"DMCConfig.{field} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"DMCConfig.{field} must be an integer <= {maximum}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,7 @@ class DMCConfig:
             raise ValueError(f"DMCConfig.obs_type must be one of {OBS_TYPES}, got {self.obs_type!r}")
         _check_int("image_size", self.image_size, 1)
         _check_int("action_repeat", self.action_repeat, 1)
-        _check_int("seed", self.seed, 0)
+        _check_int("seed", self.seed, 0, MAX_SEED)
         if self.camera_id is None:
             # Frozen dataclass: resolve the default once here so every reader sees a concrete camera.
             object.__setattr__(self, "camera_id", 2 if self.domain == "quadruped" else 0)
@@ -150,6 +156,10 @@ class DMCEnv:
     Observations follow `DMCConfig.obs_type`. State vectors concatenate the task's observation dict in
     the order of its observation spec (fixed per task). Episodes end with ``truncated=True`` at the time
     limit and ``terminated=True`` only when dm_control ends an episode with discount 0.
+
+    Attributes: ``observation_shape`` (a tuple, or a dict of tuples for ``"both"``), ``action_dim``,
+    ``action_low``/``action_high`` (the [-1, 1] box `step` accepts, float32), ``spec_low``/``spec_high``
+    (the task's own actuator bounds that box is mapped onto) and ``max_episode_steps`` (agent steps).
     """
 
     def __init__(self, config: DMCConfig) -> None:
@@ -158,8 +168,12 @@ class DMCEnv:
         self.config = config
         self._env = self._load(config.seed)
         self._state_keys = tuple(self._env.observation_spec().keys())
-        self._action_low, self._action_high = self._action_bounds()
-        self.action_dim: int = int(self._action_low.size)
+        self.spec_low, self.spec_high = self._action_bounds()
+        self.action_dim: int = int(self.spec_low.size)
+        self.action_low = np.full(self.action_dim, -1.0, dtype=np.float32)
+        self.action_high = np.full(self.action_dim, 1.0, dtype=np.float32)
+        for bounds in (self.spec_low, self.spec_high, self.action_low, self.action_high):
+            bounds.setflags(write=False)  # shared with callers; an in-place edit would skew every rescale
         self.max_episode_steps: int = self._compute_max_steps()
         self.observation_shape = self._compute_observation_shape()
         self._episode_over = True
@@ -211,7 +225,7 @@ class DMCEnv:
     def reset(self, seed: int | None = None) -> tuple[Any, dict[str, Any]]:
         """Start an episode; a `seed` rebuilds the task with that random state so resets are reproducible."""
         if seed is not None:
-            _check_int("seed (reset argument)", seed, 0)
+            _check_int("seed (reset argument)", seed, 0, MAX_SEED)
             # dm_control draws initial states from the RandomState given at load time; reloading is the
             # public way to reseed it.
             self._env.close()
@@ -264,7 +278,7 @@ class DMCEnv:
         if np.any(np.abs(array) > 1.0 + 1e-6):
             raise ValueError(f"action must lie in [-1, 1], got {array.tolist()}")
         array = np.clip(array, -1.0, 1.0)
-        return rescale_action(array, self._action_low, self._action_high)
+        return rescale_action(array, self.spec_low, self.spec_high)
 
     def _observe(self, observation: dict[str, Any]) -> Any:
         obs_type = self.config.obs_type

@@ -39,6 +39,24 @@ def test_state_shape_dtype_and_spaces(make_env):
     assert not terminated and not truncated
 
 
+def test_action_bounds(make_env):
+    env = make_env(name="walker-walk")
+    assert env.action_dim == 6
+    assert env.action_low.dtype == np.float32 and np.array_equal(env.action_low, -np.ones(6))
+    assert np.array_equal(env.action_high, np.ones(6))
+    assert env.spec_low.shape == env.spec_high.shape == (6,) and np.all(env.spec_low < env.spec_high)
+    with pytest.raises(ValueError, match="read-only"):
+        env.spec_low[0] = 5.0
+
+
+def test_pixels_larger_than_the_default_offscreen_buffer(make_env):
+    raw = suite.load("cartpole", "swingup")
+    default_width = int(raw.physics.model.vis.global_.offwidth)
+    raw.close()
+    big = make_env(name="cartpole-swingup", obs_type="pixels", image_size=default_width + 16)
+    assert big.reset()[0].shape == (default_width + 16, default_width + 16, 3)
+
+
 def test_reset_seed_determinism(make_env):
     env = make_env(name="cartpole-swingup", seed=3)
     actions = np.random.default_rng(0).uniform(-1, 1, size=(5, 1))
@@ -169,6 +187,7 @@ def test_camera_default_and_config_validation():
         {"image_size": True},
         {"action_repeat": 0},
         {"seed": -1},
+        {"seed": 2**32},
         {"time_limit": 0.0},
         {"time_limit": float("inf")},
         {"camera_id": -1},
