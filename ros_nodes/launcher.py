@@ -118,8 +118,9 @@ def ament_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     env["AMENT_PREFIX_PATH"] = os.pathsep.join(extra + prefixes + tail)
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     profile = Path(own) / "share" / PACKAGE / "config" / "fastdds.xml"
-    if profile.is_file():
-        env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(profile))
+    # Fast DDS 3 (the Kilted wheels) reads FASTDDS_DEFAULT_PROFILES_FILE; setting the older
+    # FASTRTPS_ name as well makes it load the profile twice and log duplicate-transport errors.
+    if profile.is_file() and "FASTRTPS_DEFAULT_PROFILES_FILE" not in env:
         env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
     return env
 
