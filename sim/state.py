@@ -25,9 +25,9 @@ BLOCK_HALF_SIZE = 0.025
 PAD_HALF_SIZE = (0.06, 0.06, 0.003)
 BIN_INNER_HALF_SIZE = (0.08, 0.08)
 BIN_WALL_HEIGHT = 0.05
-SPAWN_LOW = (0.35, -0.25)
+SPAWN_LOW = (0.25, -0.3)
 """Lower (x, y) corner of the region where objects are placed at reset."""
-SPAWN_HIGH = (0.65, 0.25)
+SPAWN_HIGH = (0.62, 0.3)
 WORKSPACE_LOW = (0.25, -0.35, 0.0)
 WORKSPACE_HIGH = (0.75, 0.35, 0.45)
 
