@@ -13,10 +13,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 
-from agent_stack.control.osc import DifferentialIKConfig, DifferentialIKController
+from agent_stack.control.osc import DifferentialIKController
 from ros_nodes import conversions, qos
 from ros_nodes.node_main import run_node
-from sim.kinematics import JacoKinematics
+from sim.kinematics import JacoKinematics, jaco_tracking_config
 from sim.scene import ARM_JOINT_NAMES
 
 
@@ -27,8 +27,10 @@ class ControllerNode(Node):
         self.declare_parameter("target_timeout_s", 1.0)
         self.declare_parameter("joint_names", list(ARM_JOINT_NAMES))
         self.declare_parameter("frame_id", "base_link")
-        self.declare_parameter("damping", DifferentialIKConfig.damping)
-        self.declare_parameter("max_joint_velocity", DifferentialIKConfig.max_joint_velocity)
+        kinematics = JacoKinematics()
+        defaults = jaco_tracking_config(kinematics)
+        self.declare_parameter("damping", defaults.damping)
+        self.declare_parameter("max_joint_velocity", defaults.max_joint_velocity)
 
         rate_hz = float(self.get_parameter("rate_hz").value)
         if rate_hz < 50.0:
@@ -37,15 +39,15 @@ class ControllerNode(Node):
         self.target_timeout = float(self.get_parameter("target_timeout_s").value)
         self.joint_names = list(self.get_parameter("joint_names").value)
         self.frame_id = self.get_parameter("frame_id").value
-        self.controller = DifferentialIKController(
-            JacoKinematics(),
-            DifferentialIKConfig(damping=float(self.get_parameter("damping").value),
-                                 max_joint_velocity=float(self.get_parameter("max_joint_velocity").value)))
+        self.controller = DifferentialIKController(kinematics, jaco_tracking_config(
+            kinematics, damping=float(self.get_parameter("damping").value),
+            max_joint_velocity=float(self.get_parameter("max_joint_velocity").value)))
 
         self.q: np.ndarray | None = None
         self.target: tuple[np.ndarray, np.ndarray] | None = None
         self.target_time = None
         self.hold: np.ndarray | None = None
+        self.command: np.ndarray | None = None
         self.estopped = False
 
         self.command_pub = self.create_publisher(Float64MultiArray, "arm_controller/commands", qos.COMMANDS)
@@ -81,11 +83,15 @@ class ControllerNode(Node):
             # Latch the posture once, so holding does not creep with sensor noise.
             if self.hold is None:
                 self.hold = self.q.copy()
+            self.command = None
             command = self.hold
         else:
             self.hold = None
+            # Integrate from the previous command, not the measured joints: position servos lag their
+            # command, and restarting from the lagging measurement every tick would slow tracking down.
+            start = self.q if self.command is None else self.command
             pos, quat = self.target
-            command = self.controller.command(self.q, pos, quat, self.period)
+            self.command = command = self.controller.command(start, pos, quat, self.period)
         self.command_pub.publish(Float64MultiArray(data=[float(v) for v in command]))
 
     def _target_fresh(self) -> bool:

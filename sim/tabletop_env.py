@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from agent_stack.control.osc import (DifferentialIKConfig, DifferentialIKController, normalize_quat,
+from agent_stack.control.osc import (DifferentialIKController, normalize_quat,
                                      quat_multiply, rotvec_to_quat)
-from sim.kinematics import JacoKinematics
+from sim.kinematics import JacoKinematics, jaco_tracking_config
 from sim.scene import (ARM_JOINT_NAMES, BIN_NAME, BLOCK_NAMES, CAMERA_NAMES, FINGER_BODIES, FINGER_CLOSED,
                        FINGER_JOINT_NAMES, FINGER_OPEN, HAND_BODY, HOME_QPOS, MJCF_CAMERA_NAMES,
                        MJCF_JOINT_NAMES, PAD_NAMES, TCP_SITE, SceneConfig, bin_half_size, compile_scene,
@@ -37,11 +37,6 @@ STATE_KEYS = ("ee_pos", "ee_quat", "gripper", "joint_pos")
 """Order of the pieces concatenated into obs["state"]."""
 SETTLE_SECONDS = 0.3
 """Physics time run at reset so blocks come to rest and the arm holds its home pose."""
-IK_GAIN = 8.0
-"""DLS gain (1/s) of the built-in tracker. With the error clips below the tool moves at most 0.4 m/s and
-1.6 rad/s, what the Jaco's servos follow at their torque limits without leaving the straight path."""
-IK_MAX_POSITION_ERROR = 0.05
-IK_MAX_ORIENTATION_ERROR = 0.2
 LIFT_CLEARANCE = 0.005
 """A block counts as off the table when its bottom is this far (m) above the table top."""
 
@@ -105,12 +100,7 @@ class TabletopEnv:
         self.model = compile_scene(SceneConfig(physics_dt=self.config.physics_dt))
         self.data = mujoco.MjData(self.model)
         self.kinematics = JacoKinematics(self.model)  # own MjData: IK never touches the simulation state
-        lower, upper = self.kinematics.joint_limits()
-        self.controller = DifferentialIKController(
-            self.kinematics, DifferentialIKConfig(position_gain=IK_GAIN, orientation_gain=IK_GAIN,
-                                                  max_position_error=IK_MAX_POSITION_ERROR,
-                                                  max_orientation_error=IK_MAX_ORIENTATION_ERROR,
-                                                  joint_lower=tuple(lower), joint_upper=tuple(upper)))
+        self.controller = DifferentialIKController(self.kinematics, jaco_tracking_config(self.kinematics))
         self.joint_names: list[str] = [*ARM_JOINT_NAMES, *FINGER_JOINT_NAMES]
         self._index_model()
         # Ticks of the DLS loop fall on whole physics steps; the nearest whole number keeps the rate exact
