@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
 
 
 def run_node(node_class, args: list[str] | None = None) -> None:
+    # rosidl's type-description code imports lark, which imports modules Python 3.11 deprecates.
+    warnings.filterwarnings("ignore", message="module 'sre_", category=DeprecationWarning)
     rclpy.init(args=args if args is not None else sys.argv)
     node = None
     try:
