@@ -28,7 +28,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="camera resolution published by the sim")
     parser.add_argument("--real-time-factor", type=float, default=1.0,
                         help="simulated seconds per wall second (0: as fast as possible)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    from sim.tasks import task_from_instruction
+
+    try:
+        task_from_instruction(args.instruction)
+    except ValueError as error:
+        parser.error(f"unknown instruction {args.instruction!r}: {error}")
+    return args
 
 
 def launch_stack(args: argparse.Namespace) -> subprocess.Popen:

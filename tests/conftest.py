@@ -7,6 +7,9 @@ import time
 
 import pytest
 
+# Headless rendering for every test, also for modules that import mujoco or dm_control before `sim`.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
 
 @pytest.fixture(scope="module")
 def ros_domain(tmp_path_factory):
