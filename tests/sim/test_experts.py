@@ -45,7 +45,8 @@ def test_first_command_is_a_valid_top_down_pose(env, family):
     command = expert.act(env.scene_state())
     assert isinstance(command, ExpertCommand)
     assert command.target_pos.shape == (3,) and np.all(np.isfinite(command.target_pos))
-    assert command.target_quat.shape == (4,) and np.linalg.norm(command.target_quat) == pytest.approx(1.0, abs=1e-6)
+    assert command.target_quat.shape == (4,)
+    assert np.linalg.norm(command.target_quat) == pytest.approx(1.0, abs=1e-6)
     assert tool_z_axis(command.target_quat)[2] < -0.99  # fingers point down
     assert 0.0 <= command.gripper <= 1.0
     assert not expert.done
@@ -76,7 +77,8 @@ def test_command_to_ee_delta_clips_each_axis_and_passes_the_gripper(env):
 def test_expert_solves_one_seeded_episode(env, family):
     result = rollout_expert(env, task_for(family, SMOKE_SEED), SMOKE_SEED, 300)
     assert result["success"], result
-    assert 0 < result["steps"] <= 300 and result["sim_seconds"] == pytest.approx(result["steps"] / 10, abs=0.05)
+    assert 0 < result["steps"] <= 300
+    assert result["sim_seconds"] == pytest.approx(result["steps"] / 10, abs=0.05)  # policy at 10 Hz
     assert env.success()
 
 
@@ -123,6 +125,7 @@ def test_rollout_refuses_joint_mode():
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_expert_success_rate_at_least_95_percent(env, family):
-    results = [rollout_expert(env, task_for(family, seed), seed, 300)["success"] for seed in range(SLOW_EPISODES)]
+    results = [rollout_expert(env, task_for(family, seed), seed, 300)["success"]
+               for seed in range(SLOW_EPISODES)]
     assert np.mean(results) >= 0.95, f"{family}: {np.mean(results):.0%}, failed seeds " \
                                      f"{[s for s, ok in enumerate(results) if not ok]}"

@@ -15,7 +15,8 @@ import re
 import numpy as np
 import pytest
 
-from sim.scene import bin_half_size, rectangles_overlap, footprint_half_size, object_kind, sample_layout, yaw_to_quat
+from sim.scene import (bin_half_size, footprint_half_size, object_kind, rectangles_overlap, sample_layout,
+                       yaw_to_quat)
 from sim.state import BLOCK_HALF_SIZE, COLORS, PAD_HALF_SIZE, ObjectState, SceneState
 from sim.tasks import FAMILIES, make_task, sample_task, task_from_instruction
 
@@ -37,9 +38,11 @@ def scene(blocks: dict[str, tuple[float, float, float]], grasped=(), ee=HOME, gr
         px, py = PAD_SPOTS[color]
         objects[f"{color}_pad"] = ObjectState(f"{color}_pad", "pad", color, np.array([px, py, -0.002]),
                                               yaw_to_quat(0.0), np.array(PAD_HALF_SIZE))
-    objects["bin"] = ObjectState("bin", "bin", None, np.array([*BIN_SPOT, 0.025]), yaw_to_quat(0.0), bin_half_size())
+    objects["bin"] = ObjectState("bin", "bin", None, np.array([*BIN_SPOT, 0.025]), yaw_to_quat(0.0),
+                                 bin_half_size())
     return SceneState(objects=objects, ee_pos=np.asarray(ee, float), ee_quat=np.array([0.0, 1.0, 0.0, 0.0]),
-                      gripper_opening=gripper, grasped=frozenset(f"{c}_block" for c in grasped), table_height=0.0)
+                      gripper_opening=gripper, grasped=frozenset(f"{c}_block" for c in grasped),
+                      table_height=0.0)
 
 
 def _parking(color: str) -> tuple[float, float, float]:
@@ -95,7 +98,8 @@ def test_parsing_ignores_case_punctuation_articles_and_cube_synonym():
 
 
 @pytest.mark.parametrize("text", ["dance a little", "put the purple block on the green pad", "",
-                                  "stack the red block on the red block", "pick up the red block and the blue block"])
+                                  "stack the red block on the red block",
+                                  "pick up the red block and the blue block"])
 def test_unknown_or_invalid_instruction_raises_with_examples(text):
     with pytest.raises(ValueError) as error:
         task_from_instruction(text)
@@ -146,14 +150,14 @@ def test_arrange_keeps_layout_valid_and_task_unsolved(family):
 
 
 def assert_no_overlap(layout):
-    """No two table-level footprints of blocks / bin overlap; a block may only sit exactly on another block."""
+    """No two table-level footprints of blocks / bin overlap (a stacked block is at another height)."""
     items = list(layout.items())
     for (name_a, a), (name_b, b) in itertools.combinations(items, 2):
         kinds = {object_kind(name_a), object_kind(name_b)}
         if "pad" in kinds or abs(a[2] - b[2]) > H:  # pads are flat; a stacked block is at another height
             continue
-        assert not rectangles_overlap(a[:2], footprint_half_size(name_a), a[3], b[:2], footprint_half_size(name_b),
-                                      b[3]), (name_a, name_b)
+        assert not rectangles_overlap(a[:2], footprint_half_size(name_a), a[3],
+                                      b[:2], footprint_half_size(name_b), b[3]), (name_a, name_b)
 
 
 def resting_state(layout) -> SceneState:
@@ -181,7 +185,8 @@ def test_pick_up():
     task = task_for("pick up the red block")
     assert task.success(scene({"red": (0.45, 0.0, 0.15)}, grasped=["red"], ee=(0.45, 0.0, 0.15), gripper=0.4))
     assert not task.success(scene({"red": (0.45, 0.0, H)}))  # on the table
-    assert not task.success(scene({"red": (0.45, 0.0, 0.06)}, grasped=["red"], ee=(0.45, 0.0, 0.06), gripper=0.4))
+    held_low = scene({"red": (0.45, 0.0, 0.06)}, grasped=["red"], ee=(0.45, 0.0, 0.06), gripper=0.4)
+    assert not task.success(held_low)  # held, but only 3.5 cm up
 
 
 def test_place_on_pad():
@@ -196,8 +201,9 @@ def test_stack():
     task = task_for("stack the red block on the green block")
     assert task.success(scene({"green": (0.45, 0.0, H), "red": (0.455, 0.005, 3 * H)}))
     assert not task.success(scene({"green": (0.45, 0.0, H), "red": (0.45, 0.08, H)}))  # beside
-    assert not task.success(scene({"green": (0.45, 0.0, H), "red": (0.45, 0.0, 3 * H + 0.002)}, grasped=["red"],
-                                  ee=(0.45, 0.0, 3 * H), gripper=0.4))  # still in the hand
+    in_hand = scene({"green": (0.45, 0.0, H), "red": (0.45, 0.0, 3 * H + 0.002)}, grasped=["red"],
+                    ee=(0.45, 0.0, 3 * H), gripper=0.4)
+    assert not task.success(in_hand)  # still in the hand
     assert not task.success(scene({"green": (0.45, 0.0, H), "red": (0.45, 0.04, 3 * H)}))  # would topple
 
 
@@ -232,7 +238,8 @@ def test_put_in_bin():
     task = task_for("put the red block in the bin")
     assert task.success(scene({"red": (BIN_SPOT[0] + 0.03, BIN_SPOT[1], H + 0.004)}))
     assert not task.success(scene({"red": (BIN_SPOT[0] - 0.2, BIN_SPOT[1], H)}))
-    assert not task.success(scene({"red": (*BIN_SPOT, 0.15)}, grasped=["red"], ee=(*BIN_SPOT, 0.15), gripper=0.4))
+    above = scene({"red": (*BIN_SPOT, 0.15)}, grasped=["red"], ee=(*BIN_SPOT, 0.15), gripper=0.4)
+    assert not task.success(above)  # still in the hand over the bin
 
 
 def test_put_between():
