@@ -54,7 +54,11 @@ class ExpertNode(Node):
     def tick(self) -> None:
         if self.expert is None or self.scene is None:
             return
-        command = self.expert.act(self.scene)
+        try:
+            command = self.expert.act(self.scene)
+        except RuntimeError as error:  # e.g. no free spot on a crowded table: report, keep serving
+            self.get_logger().error(f"expert cannot act: {error}", throttle_duration_sec=5.0)
+            return
         stamp = self.get_clock().now().to_msg()
         self.target_pub.publish(conversions.pose_to_msg(command.target_pos, command.target_quat, stamp,
                                                         self.frame_id))

@@ -2,6 +2,7 @@
 
     agent-stack sim view --seed 0 --camera front --out scene.png
     agent-stack sim view --seed 0 --camera wrist --out scene.mp4 --seconds 3
+    agent-stack sim tasks [--family stack]
 
 A video shows the arm holding its home pose while the scene runs (the arm sways slightly in a
 circle above the table, so the video proves the physics and the DLS loop are running).
@@ -32,11 +33,35 @@ def build_parser() -> argparse.ArgumentParser:
                       help="image size in pixels (default 480 640)")
     view.add_argument("--seconds", type=float, default=3.0, help="video length in simulated seconds")
     view.add_argument("--fps", type=int, default=20, help="video frame rate")
+    tasks = sub.add_parser("tasks", help="list the language task families and their phrasings")
+    tasks.add_argument("--family", default=None, help="list every task of this family instead")
     return parser
+
+
+def list_task_suite(family: str | None) -> int:
+    from sim.tasks import FAMILIES, list_tasks
+
+    try:
+        tasks = list_tasks(family)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if family is not None:
+        for task in tasks:
+            print(f"{task.family:14s} {task.instruction}")
+        return 0
+    for name in sorted(FAMILIES):
+        print(f"{name} ({len(list_tasks(name))} tasks)")
+        for template in FAMILIES[name].phrasings:
+            print(f"    {template}")
+    print(f"{len(FAMILIES)} families, {len(tasks)} tasks")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "tasks":
+        return list_task_suite(args.family)
     suffix = args.out.suffix.lower()
     if suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
         print(f"error: --out must end in one of {IMAGE_SUFFIXES + VIDEO_SUFFIXES}, got {args.out}",
