@@ -14,7 +14,7 @@ cube looks the same every quarter turn): the one whose open fingertips clear oth
 walls best, else the smaller wrist turn. Pushes use the open hand (see `PushExpert` for why).
 
 ee_delta actions. `command_to_ee_delta` turns a command into the env's delta action; `rollout_expert`
-computes it against the env's integrated target (mirrored by `advance_reference`), not the measured pose.
+computes it against the env's integrated target (`TabletopEnv.ee_target_pose`), not the measured pose.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent_stack.control.osc import orientation_error, quat_multiply, rotvec_to_quat
+from agent_stack.control.osc import orientation_error, quat_multiply
 from sim.scene import BIN_NAME, TOP_DOWN_QUAT, bin_half_size, yaw_to_quat
 from sim.state import BLOCK_HALF_SIZE, SPAWN_HIGH, SPAWN_LOW, SceneState
 from sim.tasks import PUSH_DIRECTIONS, Task, local_xy, yaw_of
@@ -407,13 +407,6 @@ def command_to_ee_delta(state: SceneState, command: ExpertCommand, max_translati
     return np.concatenate([translation, rotation, [float(np.clip(command.gripper, 0.0, 1.0))]])
 
 
-def advance_reference(reference: tuple[np.ndarray, np.ndarray], action: np.ndarray,
-                      workspace_low: np.ndarray, workspace_high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The target TabletopEnv holds after applying `action` (already clipped) to `reference`."""
-    pos = np.clip(reference[0] + action[:3], workspace_low, workspace_high)
-    return pos, quat_multiply(rotvec_to_quat(action[3:6]), reference[1])
-
-
 def rollout_expert(env, task: Task, seed: int, max_steps: int | None = None) -> dict:
     """One episode of the expert driving `env` (ee_delta mode) through `step`; success, steps, sim seconds."""
     if env.config.control_mode != "ee_delta":
@@ -421,12 +414,10 @@ def rollout_expert(env, task: Task, seed: int, max_steps: int | None = None) -> 
     max_steps = max_steps or env.config.max_episode_steps
     env.reset(seed=seed, task=task)
     expert, start, success, steps = make_expert(task), env.sim_time, False, 0
-    reference = env.ee_pose()  # after reset the env's target is the settled home pose
     for steps in range(1, max_steps + 1):
         state = env.scene_state()
         action = command_to_ee_delta(state, expert.act(state), env.config.max_translation,
-                                     env.config.max_rotation, reference)
-        reference = advance_reference(reference, action, state.workspace_low, state.workspace_high)
+                                     env.config.max_rotation, env.ee_target_pose())
         _, _, success, truncated, _ = env.step(action)
         if success or truncated:
             break

@@ -222,6 +222,11 @@ class TabletopEnv:
         turn = rotvec_to_quat(np.clip(delta[3:6], -cfg.max_rotation, cfg.max_rotation))
         self.set_ee_target(pos, quat_multiply(turn, quat))  # base-frame rotation: applied on the left
 
+    def ee_target_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The end-effector target (position, quaternion w x y z) that the next ee_delta action moves."""
+        pos, quat = self._target_pose
+        return pos.copy(), quat.copy()
+
     # --- streaming commands (ROS sim node) -----------------------------------------------------------------
 
     def set_joint_targets(self, q) -> None:
