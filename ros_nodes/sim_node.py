@@ -84,8 +84,10 @@ class SimNode(Node):
             self.set_task(initial_task)
         self.wall_start = time.monotonic()
         self.sim_start = self.env.sim_time
-        # Wall-clock timer: this node *is* the clock, so it must not follow use_sim_time.
-        self.create_timer(self.state_period, self.tick, clock=rclpy.clock.Clock())
+        # Wall-clock timer: this node *is* the clock, so it must not follow use_sim_time. One tick per
+        # state period of simulated time; with real_time_factor 0 the timer fires back to back.
+        wall_period = self.state_period / self.real_time_factor if self.real_time_factor else 1e-4
+        self.create_timer(wall_period, self.tick, clock=rclpy.clock.Clock())
         self.get_logger().info(
             f"tabletop sim running: seed={self.get_parameter('seed').value} rtf={self.real_time_factor} "
             f"cameras={self.cameras} {self.image_size[1]}x{self.image_size[0]}")
@@ -189,7 +191,8 @@ class SimNode(Node):
         self.joint_pub.publish(conversions.joint_state_msg(
             self.joint_names, self.env.joint_positions(), self.env.joint_velocities(), None, stamp))
         if self.env.sim_time + 1e-9 >= self.next_camera_time:
-            self.next_camera_time += self.camera_period
+            # After a stall, skip the missed frames rather than render them all at once.
+            self.next_camera_time = max(self.next_camera_time + self.camera_period, self.env.sim_time)
             self.publish_cameras(stamp)
             self.scene_pub.publish(conversions.json_msg(scene_state_to_dict(self.env.scene_state())))
         self.publish_task_status()
