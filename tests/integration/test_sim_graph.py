@@ -101,3 +101,57 @@ def test_nodes_drop_bad_messages_keep_running_and_honour_estop(launch_graph, pro
     assert names == list(joints[-1].name)
     assert graph.alive()
     assert graph.stop() == 0
+
+
+def _set_parameter(node, name: str, value):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client = node.create_client(SetParameters, "/sim/set_parameters")
+    assert client.wait_for_service(timeout_sec=30)
+    if isinstance(value, int):
+        parameter_value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    else:
+        parameter_value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=parameter_value)]))
+    assert spin_until(node, future.done, 10)
+    return future.result().results[0]
+
+
+def _reset(node) -> str:
+    from std_srvs.srv import Trigger
+
+    client = node.create_client(Trigger, "/sim/reset")
+    assert client.wait_for_service(timeout_sec=30)
+    future = client.call_async(Trigger.Request())
+    assert spin_until(node, future.done, 20)
+    assert future.result().success
+    return future.result().message
+
+
+def test_reset_service_with_seed_parameter_and_task_parameter(launch_graph, probe_node):
+    graph = launch_graph("controller:=false", "expert:=false", "seed:=0")
+    scenes: list[dict] = []
+    status: dict = {}
+    probe_node.create_subscription(String, "scene_state", lambda m: scenes.append(json.loads(m.data)),
+                                   qos.SENSOR_DATA)
+    probe_node.create_subscription(String, "task_status", lambda m: status.update(json.loads(m.data)), qos.LATCHED)
+    assert spin_until(probe_node, lambda: scenes, 90), graph.log()
+
+    def red_block_after_reset(seed: int) -> np.ndarray:
+        assert _set_parameter(probe_node, "seed", seed).successful
+        assert json.loads(_reset(probe_node))["seed"] == seed
+        scenes.clear()
+        assert spin_until(probe_node, lambda: len(scenes) >= 2, 10)
+        return np.array(scenes[-1]["objects"]["red_block"]["pos"])
+
+    first, other, again = red_block_after_reset(5), red_block_after_reset(6), red_block_after_reset(5)
+    assert np.linalg.norm(first[:2] - other[:2]) > 0.01, "a new seed should give a new layout"
+    assert np.linalg.norm(first[:2] - again[:2]) < 0.005, "the same seed should give the same layout"
+
+    refused = _set_parameter(probe_node, "task", "juggle the blocks")
+    assert not refused.successful and "juggle" in refused.reason
+    assert _set_parameter(probe_node, "task", "stack the blue block on the yellow block").successful
+    assert spin_until(probe_node, lambda: status.get("instruction") == "stack the blue block on the yellow block", 10)
+    assert status["success"] is False
+    assert graph.alive()
