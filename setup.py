@@ -47,7 +47,9 @@ setup(
             "ros-action-msgs",
             "ros-lifecycle-msgs",
         ],
-        "test": ["pytest>=8.0", "pytest-timeout>=2.3"],
+        # colcon proves in a test that the package builds as a ROS 2 workspace would build it.
+        "test": ["pytest>=8.0", "pytest-timeout>=2.3", "colcon-core", "colcon-ros", "colcon-python-setup-py",
+                 "colcon-package-selection"],
     },
     entry_points={
         "console_scripts": [f"{name} = {target}" for name, target in NODES.items()]
