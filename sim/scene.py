@@ -249,7 +249,7 @@ def _add_bin(root: mjcf.RootElement) -> None:
 
 
 def _add_front_camera(root: mjcf.RootElement) -> None:
-    pos, target = np.array([1.25, 0.0, 0.62]), np.array([0.42, 0.0, 0.08])
+    pos, target = np.array([1.0, 0.0, 0.72]), np.array([0.40, 0.0, 0.02])
     forward = (target - pos) / np.linalg.norm(target - pos)
     right = np.cross(forward, [0.0, 0.0, 1.0])
     right /= np.linalg.norm(right)
