@@ -32,7 +32,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     from sim.tasks import task_from_instruction
 
     try:
-        task_from_instruction(args.instruction)
+        # The sim reports the task in its canonical phrasing; compare against that.
+        args.canonical_instruction = task_from_instruction(args.instruction).instruction
     except ValueError as error:
         parser.error(f"unknown instruction {args.instruction!r}: {error}")
     return args
@@ -90,7 +91,7 @@ def run_episode(args: argparse.Namespace, launcher: subprocess.Popen) -> tuple[d
     try:
         while time.monotonic() < deadline and launcher.poll() is None:
             rclpy.spin_once(node, timeout_sec=0.05)
-            acknowledged = status.get("instruction") == args.instruction
+            acknowledged = status.get("instruction") == args.canonical_instruction
             # Both the sim and the policy must hear the instruction; they ignore repeats.
             ready = task_pub.get_subscription_count() >= 2 and frames
             if ready and not acknowledged and time.monotonic() - last_sent > 1.0:

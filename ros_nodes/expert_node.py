@@ -24,7 +24,7 @@ class ExpertNode(Node):
         self.declare_parameter("frame_id", "base_link")
         self.frame_id = self.get_parameter("frame_id").value
         self.expert = None
-        self.instruction = ""
+        self.task = None
         self.scene = None
 
         self.target_pub = self.create_publisher(PoseStamped, "ee_target", qos.COMMANDS)
@@ -34,15 +34,15 @@ class ExpertNode(Node):
         self.create_timer(1.0 / float(self.get_parameter("rate_hz").value), self.tick)
 
     def on_task(self, msg: String) -> None:
-        if self.instruction == msg.data:
-            return  # a repeated instruction must not restart the expert mid-task
         try:
             task = task_from_instruction(msg.data)
         except ValueError as error:
             self.get_logger().warning(f"dropped task: {error}")
             return
+        if task == self.task:
+            return  # a repeat, in any phrasing, must not restart the expert mid-task
+        self.task = task
         self.expert = make_expert(task)
-        self.instruction = msg.data
         self.get_logger().info(f"expert for {task.family}: {task.instruction!r}")
 
     def on_scene_state(self, msg: String) -> None:

@@ -25,7 +25,7 @@ from ros_nodes import conversions, qos
 from ros_nodes.node_main import run_node
 from sim.state import scene_state_to_dict
 from sim.tabletop_env import TabletopConfig, TabletopEnv
-from sim.tasks import task_from_instruction
+from sim.tasks import Task, task_from_instruction
 
 
 class SimNode(Node):
@@ -81,7 +81,7 @@ class SimNode(Node):
         self.reset_scene(self.get_parameter("seed").value)
         initial_task = self.get_parameter("task").value
         if initial_task:
-            self.set_task(initial_task)
+            self.set_task(task_from_instruction(initial_task))
         self.wall_start = time.monotonic()
         self.sim_start = self.env.sim_time
         # Wall-clock timer: this node *is* the clock, so it must not follow use_sim_time. One tick per
@@ -107,10 +107,9 @@ class SimNode(Node):
         for param in params:
             if param.name == "task" and param.value:
                 try:
-                    task_from_instruction(param.value)
+                    self.set_task(task_from_instruction(param.value))
                 except ValueError as error:
                     return SetParametersResult(successful=False, reason=str(error))
-                self.set_task(param.value)
             elif param.name == "seed" and (not isinstance(param.value, int) or param.value < 0):
                 return SetParametersResult(successful=False, reason="seed must be a non-negative integer")
         return SetParametersResult(successful=True)
@@ -167,15 +166,15 @@ class SimNode(Node):
         self.get_logger().warning(f"estop {'engaged: holding position' if self.estopped else 'released'}")
 
     def on_task(self, msg: String) -> None:
-        if self.task is not None and msg.data == self.task.instruction:
-            return  # a repeated instruction is the same task, not a restart
         try:
-            self.set_task(msg.data)
+            task = task_from_instruction(msg.data)
         except ValueError as error:
             self.get_logger().warning(f"dropped task: {error}")
+            return
+        if task != self.task:  # a repeat, in any phrasing, is the same task, not a restart
+            self.set_task(task)
 
-    def set_task(self, instruction: str) -> None:
-        task = task_from_instruction(instruction)
+    def set_task(self, task: Task) -> None:
         self.task = task
         self.env.set_task(task)
         self.task_started_at = self.env.sim_time

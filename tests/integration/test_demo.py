@@ -12,7 +12,8 @@ import imageio.v2 as imageio
 def test_demo_succeeds_and_writes_a_video(ros_domain, tmp_path):
     video = tmp_path / "demo.mp4"
     result = subprocess.run(
-        [sys.executable, "-m", "agent_stack.cli", "demo", "--out", str(video), "--image-size", "160", "120"],
+        [sys.executable, "-m", "agent_stack.cli", "demo", "--out", str(video), "--image-size", "160", "120",
+         "--instruction", "Move the blue cube onto the yellow pad.", "--seed", "2"],  # not the canonical phrasing
         capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
