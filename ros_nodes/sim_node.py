@@ -23,6 +23,7 @@ from std_srvs.srv import Trigger
 
 from ros_nodes import conversions, qos
 from ros_nodes.node_main import run_node
+from sim.scene import ARM_JOINT_NAMES
 from sim.state import scene_state_to_dict
 from sim.tabletop_env import TabletopConfig, TabletopEnv
 from sim.tasks import Task, task_from_instruction
@@ -52,7 +53,7 @@ class SimNode(Node):
         self.env = TabletopEnv(TabletopConfig(cameras=tuple(self.cameras), image_size=self.image_size,
                                               render=bool(self.cameras)))
         self.joint_names = list(self.env.joint_names)
-        self.arm_joint_count = 6
+        self.arm_joint_count = len(ARM_JOINT_NAMES)
         self.estopped = False
         self.task = None
         self.task_started_at = 0.0

@@ -57,6 +57,13 @@ def test_nodes_drop_bad_messages_keep_running_and_honour_estop(launch_graph, pro
     assert spin_until(probe_node, lambda: joints and commands and target_pub.get_subscription_count() >= 1, 90), \
         graph.log()
 
+    # The controller runs at >= 50 Hz of simulated time (it follows the sim's clock).
+    window_start, commands_before = joints[-1].header.stamp, len(commands)
+    spin_until(probe_node, lambda: False, 2.0)
+    sim_seconds = conversions.seconds_from_stamp(joints[-1].header.stamp) - \
+        conversions.seconds_from_stamp(window_start)
+    assert sim_seconds > 0.5 and (len(commands) - commands_before) / sim_seconds >= 50
+
     nan_pose = PoseStamped()
     nan_pose.header.frame_id = "base_link"
     nan_pose.pose.position.x = math.nan
