@@ -186,8 +186,9 @@ class SimNode(Node):
 
     def tick(self) -> None:
         self.env.advance(self._sim_seconds_due())
-        stamp = conversions.clock_msg(self.env.sim_time).clock
-        self.clock_pub.publish(conversions.clock_msg(self.env.sim_time))
+        clock = conversions.clock_msg(self.env.sim_time)
+        stamp = clock.clock
+        self.clock_pub.publish(clock)
         self.joint_pub.publish(conversions.joint_state_msg(
             self.joint_names, self.env.joint_positions(), self.env.joint_velocities(), None, stamp))
         if self.env.sim_time + 1e-9 >= self.next_camera_time:

@@ -81,12 +81,6 @@ def top_down_quat(yaw: float) -> np.ndarray:
     return quat_multiply(yaw_to_quat(yaw), TOP_DOWN_QUAT)
 
 
-def hand_yaw(quat: np.ndarray) -> float:
-    """Direction of the TCP x axis (finger closing axis) in the table plane."""
-    w, x, y, z = quat
-    return float(np.arctan2(2 * (x * y + w * z), 1 - 2 * (y * y + z * z)))
-
-
 def nearest_equivalent(yaw: float, reference: float, period: float) -> float:
     """The angle yaw + k * period closest to `reference`."""
     return reference + (yaw - reference + period / 2) % period - period / 2
@@ -96,7 +90,7 @@ def grasp_yaw(state: SceneState, color: str) -> float:
     """Closing-axis yaw for a top-down grasp: the block's yaw or a quarter turn from it, whichever puts the
     open fingertips further from other blocks and the bin walls (ties: the smaller wrist turn)."""
     block = state.block(color)
-    current = hand_yaw(state.ee_quat)
+    current = yaw_of(state.ee_quat)
     options = [nearest_equivalent(yaw_of(block.quat) + k * np.pi / 2, current, np.pi) for k in (0, 1)]
 
     def score(yaw: float) -> float:
@@ -163,7 +157,7 @@ class Expert:
         return float(np.round(state.gripper_opening))
 
     def _hold_quat(self, state: SceneState) -> np.ndarray:
-        return top_down_quat(hand_yaw(state.ee_quat))
+        return top_down_quat(yaw_of(state.ee_quat))
 
     # primitives ---------------------------------------------------------------------------------------------
 
@@ -173,7 +167,7 @@ class Expert:
         # Hysteresis: once low (descending), small drift must not send the hand back up.
         tolerance = XY_TOLERANCE if state.ee_pos[2] > clearance - 0.03 else 2.5 * XY_TOLERANCE
         aligned_xy = np.linalg.norm(state.ee_pos[:2] - xy) < tolerance
-        aligned_yaw = abs(nearest_equivalent(hand_yaw(state.ee_quat), yaw, 2 * np.pi) - yaw) < YAW_TOLERANCE
+        aligned_yaw = abs(nearest_equivalent(yaw_of(state.ee_quat), yaw, 2 * np.pi) - yaw) < YAW_TOLERANCE
         if aligned_xy and aligned_yaw:
             return None
         if state.ee_pos[2] < clearance - 0.03 and np.linalg.norm(state.ee_pos[:2] - xy) > 0.02:
@@ -181,7 +175,7 @@ class Expert:
             return ExpertCommand(np.array([*state.ee_pos[:2], clearance]), self._hold_quat(state), gripper)
         # Turn at most ~60 degrees per command: a half-turn target has no unique rotation axis and the
         # shortest-rotation error could tip the hand over instead of turning it about z.
-        current = hand_yaw(state.ee_quat)
+        current = yaw_of(state.ee_quat)
         step_yaw = current + np.clip(nearest_equivalent(yaw, current, 2 * np.pi) - current, -1.0, 1.0)
         return ExpertCommand(np.array([*xy, max(z, clearance)]), top_down_quat(step_yaw), gripper)
 
@@ -217,7 +211,7 @@ class Expert:
         """Lift, transport at carry height, lower the block to `place`, and release (queued)."""
         block = state.block(color)
         offset = state.ee_pos - block.pos  # the block is rarely exactly at the TCP: place it, not the TCP
-        current_yaw = hand_yaw(state.ee_quat)
+        current_yaw = yaw_of(state.ee_quat)
         yaw = current_yaw if place.yaw is None else nearest_equivalent(place.yaw, current_yaw, np.pi)
         clearance = max(CARRY_HEIGHT, place.z + offset[2])
         command = self.move_above(state, place.xy + offset[:2], clearance, yaw, 0.0, clearance)
@@ -348,7 +342,7 @@ class PushExpert(Expert):
         # TCP x points away from the block: fingers 2 and 3 (on the TCP's -x side) lead. Finger 1 alone
         # (the other side) is a single point: the block spins off it.
         away = float(np.arctan2(aim[1], aim[0])) + np.pi
-        yaw = nearest_equivalent(away, hand_yaw(state.ee_quat), 2 * np.pi)
+        yaw = nearest_equivalent(away, yaw_of(state.ee_quat), 2 * np.pi)
         push_z = state.table_height + PUSH_HEIGHT  # fixed: a tilting block must not lift the hand with it
         if self._in_contact_position(state, block.pos, aim, push_z):
             target = np.array([*(block.pos[:2] - aim * (PUSH_CONTACT - PUSH_LEAD)), push_z])

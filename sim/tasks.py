@@ -254,7 +254,8 @@ def _example_args(spec: TaskFamily) -> dict[str, str]:
 # --- geometry helpers shared by predicates, arrangements and experts ----------------------------------------
 
 def yaw_of(quat: np.ndarray) -> float:
-    """Rotation about world z of a w x y z quaternion (exact for upright objects)."""
+    """Heading of the frame's x axis in the table plane, for a w x y z quaternion: an upright object's
+    yaw, or the closing axis of a top-down hand."""
     w, x, y, z = quat
     return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
 
