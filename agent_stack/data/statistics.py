@@ -1,0 +1,217 @@
+"""Per-dataset normalisation statistics: one streaming pass, cached as JSON beside the data.
+
+Actions and proprioception are normalised per dataset with their 1st and 99th percentiles mapped to
+[-1, 1] (DESIGN.md); the gripper dimension of the action is already an opening in [0, 1] and stays as is.
+Mean, std, min and max are exact (Welford); the percentiles come from a uniform reservoir of at most
+`RESERVOIR_SIZE` rows, so they are exact for datasets up to that many steps and a close estimate above.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from agent_stack.data.rlds import RLDSSource, iterate_numpy
+from agent_stack.data.standardize import ACTION_DIM, GRIPPER_INDEX
+
+RESERVOIR_SIZE = 1_000_000
+FORMAT_VERSION = 1
+CACHE_DIR = Path("~/.cache/agent_stack/statistics")
+
+
+@dataclasses.dataclass(frozen=True)
+class Statistics:
+    """Statistics of one vector quantity, each a list with one value per dimension."""
+
+    mean: list[float]
+    std: list[float]
+    min: list[float]
+    max: list[float]
+    p01: list[float]
+    p99: list[float]
+
+    def __post_init__(self) -> None:
+        dims = {name: len(getattr(self, name)) for name in ("mean", "std", "min", "max", "p01", "p99")}
+        if len(set(dims.values())) != 1:
+            raise ValueError(f"statistics fields disagree on the dimension: {dims}")
+        for name in dims:
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"statistics field {name!r} holds a non-finite value: {getattr(self, name)}")
+
+    @property
+    def dim(self) -> int:
+        return len(self.mean)
+
+    def _affine(self, skip: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(low, high, passthrough): dims in `skip` and constant dims are not normalised."""
+        low, high = np.asarray(self.p01, np.float32), np.asarray(self.p99, np.float32)
+        passthrough = high - low < 1e-8
+        passthrough[list(skip)] = True
+        return low, np.where(passthrough, low + 2.0, high), passthrough
+
+    def normalize(self, x, skip: tuple[int, ...] = ()):
+        """Map [p01, p99] to [-1, 1] and clip; dims in `skip` (and constant ones) pass unchanged.
+        Works on numpy arrays and on tf tensors (inside tf.data pipelines)."""
+        low, high, passthrough = self._affine(skip)
+        math = tf.math if isinstance(x, tf.Tensor) else np
+        scaled = math.minimum(math.maximum(2.0 * (x - low) / (high - low) - 1.0, -1.0), 1.0)
+        return math.add(math.multiply(scaled, (~passthrough).astype(np.float32)),
+                        math.multiply(x, passthrough.astype(np.float32)))
+
+    def denormalize(self, x: np.ndarray, skip: tuple[int, ...] = ()) -> np.ndarray:
+        """Inverse of `normalize` inside [p01, p99] (values clipped there come back at the bounds)."""
+        low, high, passthrough = self._affine(skip)
+        x = np.asarray(x, np.float32)
+        return np.where(passthrough, x, (x + 1.0) / 2.0 * (high - low) + low)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetStatistics:
+    dataset: str
+    split: str
+    fingerprint: str
+    """Identifies the data and the standardisation they were computed from; a mismatch means recompute."""
+    num_episodes: int
+    num_steps: int
+    action: Statistics
+    state: Statistics | None
+
+    def __post_init__(self) -> None:
+        if self.action.dim != ACTION_DIM:
+            raise ValueError(f"action statistics of {self.dataset!r} have {self.action.dim} dims, need {ACTION_DIM}")
+
+    def normalize_action(self, action):
+        return self.action.normalize(action, skip=(GRIPPER_INDEX,))
+
+    def denormalize_action(self, action: np.ndarray) -> np.ndarray:
+        return self.action.denormalize(action, skip=(GRIPPER_INDEX,))
+
+    def to_json(self) -> dict:
+        return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> DatasetStatistics:
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"statistics format {data.get('format_version')!r} is not {FORMAT_VERSION}")
+        fields = {k: v for k, v in data.items() if k != "format_version"}
+        try:
+            fields["action"] = Statistics(**fields["action"])
+            fields["state"] = Statistics(**fields["state"]) if fields.get("state") else None
+            return cls(**fields)
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"malformed statistics: {error}") from error
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(self.to_json(), indent=1))
+        os.replace(partial, path)
+
+    @classmethod
+    def load(cls, path: Path) -> DatasetStatistics:
+        try:
+            return cls.from_json(json.loads(Path(path).read_text()))
+        except (json.JSONDecodeError, ValueError) as error:
+            raise ValueError(f"{path}: {error}") from error
+
+
+class _RunningStatistics:
+    """Welford moments, extrema and a reservoir sample of rows, updated one batch of rows at a time."""
+
+    def __init__(self, dim: int, seed: int = 0) -> None:
+        self.count = 0
+        self.mean = np.zeros(dim)
+        self.m2 = np.zeros(dim)
+        self.min = np.full(dim, np.inf)
+        self.max = np.full(dim, -np.inf)
+        self.reservoir = np.zeros((0, dim), np.float32)
+        self.rng = np.random.default_rng(seed)
+
+    def update(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, np.float64)
+        if not np.all(np.isfinite(rows)):
+            raise ValueError("non-finite values in the data")
+        n = len(rows)
+        if n == 0:
+            return
+        batch_mean = rows.mean(0)
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean += delta * n / total
+        self.m2 += ((rows - batch_mean) ** 2).sum(0) + delta**2 * self.count * n / total
+        self.min, self.max = np.minimum(self.min, rows.min(0)), np.maximum(self.max, rows.max(0))
+        self._sample(rows.astype(np.float32))
+        self.count = total
+
+    def _sample(self, rows: np.ndarray) -> None:
+        """Algorithm R: row number k (0-based, over the whole pass) replaces a random slot with
+        probability size / (k + 1) once the reservoir is full."""
+        room = max(RESERVOIR_SIZE - len(self.reservoir), 0)
+        self.reservoir = np.concatenate([self.reservoir, rows[:room]])
+        rest = rows[room:]
+        if len(rest):
+            numbers = self.count + room + np.arange(len(rest))
+            slots = self.rng.integers(0, numbers + 1)
+            chosen = slots < RESERVOIR_SIZE
+            self.reservoir[slots[chosen]] = rest[chosen]
+
+    def result(self) -> Statistics:
+        if self.count == 0:
+            raise ValueError("no steps to compute statistics from")
+        p01, p99 = np.percentile(self.reservoir, [1, 99], axis=0)
+        std = np.sqrt(self.m2 / self.count)
+        return Statistics(*(list(map(float, v)) for v in (self.mean, std, self.min, self.max, p01, p99)))
+
+
+def fingerprint(source: RLDSSource, split: str) -> str:
+    split_info = source.builder.info.splits[split]
+    return f"{source.builder.info.version}-{split_info.num_examples}-{split_info.num_bytes}-{source.entry.fingerprint}"
+
+
+def compute_statistics(source: RLDSSource, split: str = "train") -> DatasetStatistics:
+    """One pass over the standardised actions and states of `split` (images are not decoded)."""
+    trajectories = source.trajectories(split, decode_images=False).map(
+        lambda t: {k: t[k] for k in ("action", "state") if k in t})
+    action = state = None
+    episodes = 0
+    for trajectory in iterate_numpy(trajectories.prefetch(tf.data.AUTOTUNE), [source]):
+        action = action or _RunningStatistics(ACTION_DIM)
+        action.update(trajectory["action"])
+        if "state" in trajectory:
+            state = state or _RunningStatistics(trajectory["state"].shape[-1], seed=1)
+            state.update(trajectory["state"])
+        episodes += 1
+    if action is None:
+        raise ValueError(f"dataset {source.name!r} split {split!r} has no episodes")
+    return DatasetStatistics(dataset=source.name, split=split, fingerprint=fingerprint(source, split),
+                             num_episodes=episodes, num_steps=action.count, action=action.result(),
+                             state=state.result() if state else None)
+
+
+def statistics_path(source: RLDSSource, split: str) -> Path:
+    """Beside the data when that directory is writable, else in the user's cache."""
+    name = f"agent_stack_statistics_{split}.json"
+    if os.access(source.builder_dir, os.W_OK):
+        return source.builder_dir / name
+    return CACHE_DIR.expanduser() / f"{source.name}-{source.builder.info.version}-{name}"
+
+
+def load_or_compute_statistics(source: RLDSSource, split: str = "train",
+                               recompute: bool = False) -> DatasetStatistics:
+    """Cached statistics when they match this data and standardisation, else computed and cached."""
+    path = statistics_path(source, split)
+    if path.is_file() and not recompute:
+        try:
+            cached = DatasetStatistics.load(path)
+        except ValueError:
+            cached = None  # unreadable or from another format: recomputed and overwritten below
+        if cached is not None and cached.fingerprint == fingerprint(source, split):
+            return cached
+    statistics = compute_statistics(source, split)
+    statistics.save(path)
+    return statistics
