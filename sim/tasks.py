@@ -389,9 +389,10 @@ def _arrange_push(direction: str):
     return arrange
 
 
+_PUSH_PHRASES = {"left": "to the left", "right": "to the right", "forward": "forwards", "backward": "backwards"}
 for _direction in PUSH_DIRECTIONS:
     register_family(f"push_{_direction}", ("color",), (
-        f"push the {{color}} block {_direction}", f"push the {{color}} block to the {_direction}",
+        f"push the {{color}} block {_direction}", f"push the {{color}} block {_PUSH_PHRASES[_direction]}",
         f"slide the {{color}} block {_direction}", f"shove the {{color}} block {_direction}"),
         arrange=_arrange_push(_direction))(_push_predicate(_direction))
 

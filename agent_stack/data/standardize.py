@@ -68,16 +68,21 @@ class Steps:
         self._steps = steps
 
     def __getitem__(self, path: str) -> tf.Tensor:
-        node = self._steps
-        for depth, part in enumerate(path.split("/")):
-            if not isinstance(node, Mapping) or part not in node:
-                where = "/".join(path.split("/")[:depth]) or "steps"
+        parts = path.split("/")
+        node, depth = self._steps, 0
+        while depth < len(parts):
+            # A key may itself hold a slash (kuka's 'clip_function_input/base_pose_tool_reached'): the
+            # longest key that matches wins.
+            matches = [end for end in range(len(parts), depth, -1)
+                       if isinstance(node, Mapping) and "/".join(parts[depth:end]) in node]
+            if not matches:
+                where = "/".join(parts[:depth]) or "steps"
                 present = sorted(node) if isinstance(node, Mapping) else []
                 raise MissingKeyError(
                     f"dataset {self.dataset!r}: its steps have no key {path!r} "
                     f"(keys under {where!r}: {present}); the dataset's schema differs from what its "
                     "standardisation function in agent_stack.data expects")
-            node = node[part]
+            node, depth = node["/".join(parts[depth:matches[0]])], matches[0]
         return node
 
     def __contains__(self, path: str) -> bool:
@@ -104,8 +109,10 @@ class DatasetEntry:
 
     @property
     def fingerprint(self) -> str:
-        """Changes whenever the standardisation function's code changes, so cached statistics go stale."""
-        return hashlib.sha256(inspect.getsource(self.standardize).encode()).hexdigest()[:16]
+        """Changes whenever the code of the module defining the standardisation changes (the function and
+        the helpers it calls), so cached statistics go stale."""
+        source = inspect.getsource(inspect.getmodule(self.standardize))
+        return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 _REGISTRY: dict[str, DatasetEntry] = {}

@@ -15,6 +15,8 @@ import tensorflow_datasets as tfds
 from agent_stack.data.standardize import Standardized, Steps, gripper_open, register_dataset
 
 TABLETOP_DATASET = "agent_stack_tabletop"
+TABLETOP_VERSION = "1.0.0"
+"""Version directory of the TFDS builder; bump it when the schema or the step convention changes."""
 TABLETOP_CONTROL_HZ = 10
 """Policy rate of the tabletop env (TabletopConfig.policy_hz): one RLDS step per 0.1 s of sim time."""
 ACTION_DOC = ("End-effector delta in the robot base frame (x forward, y left, z up): dx dy dz in metres, "
@@ -41,7 +43,8 @@ def tabletop_features(image_size: int = 128, state_dim: int = 14) -> tfds.featur
             }),
             "action": F.Tensor(shape=(7,), dtype=np.float32, doc=ACTION_DOC),
             "language_instruction": F.Text(doc="The task in words; one phrasing for the whole episode."),
-            "reward": F.Scalar(dtype=np.float32, doc="1.0 on the step whose action completes the task, else 0."),
+            "reward": F.Scalar(dtype=np.float32,
+                               doc="1.0 on the step whose action completes the task, else 0."),
             "discount": F.Scalar(dtype=np.float32, doc="Always 1.0."),
             "is_first": F.Scalar(dtype=np.bool_, doc="True on the first step of the episode."),
             "is_last": F.Scalar(dtype=np.bool_, doc="True on the last step of the episode."),
@@ -49,7 +52,8 @@ def tabletop_features(image_size: int = 128, state_dim: int = 14) -> tfds.featur
                                     doc="True on the last step when the task succeeded (not on a time-out)."),
         }),
         "episode_metadata": F.FeaturesDict({
-            "seed": F.Scalar(dtype=np.int64, doc="Seed of the env reset and the task draw; replays the episode."),
+            "seed": F.Scalar(dtype=np.int64,
+                             doc="Seed of the env reset and of the task draw; replays the episode."),
             "task_family": F.Text(doc="Task family from sim.tasks.FAMILIES, e.g. 'stack'."),
             "task": F.Text(doc="Canonical instruction of the task (its first phrasing); parses back into the "
                                "task with sim.tasks.task_from_instruction."),

@@ -8,6 +8,8 @@ so use DataLoader workers with `multiprocessing_context="spawn"` (see `make_data
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -20,8 +22,16 @@ from agent_stack.data.statistics import DatasetStatistics
 
 
 def _to_torch(tree):
+    with warnings.catch_warnings():
+        # tf.data hands out read-only views of buffers that nothing else holds, so torch can own them
+        # without a copy.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return _convert(tree)
+
+
+def _convert(tree):
     if isinstance(tree, dict):
-        return {key: _to_torch(value) for key, value in tree.items()}
+        return {key: _convert(value) for key, value in tree.items()}
     if isinstance(tree, bytes):
         return tree.decode()
     if tree.dtype == object:

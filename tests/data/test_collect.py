@@ -1,0 +1,173 @@
+"""`agent-stack collect`: the dataset it writes, read back two ways, replayed, resumed; argument errors.
+
+The collector and the replay run as subprocesses: this process holds TensorFlow, and MuJoCo's EGL renderer
+cannot share a process with it (see the module docstring of sim/collect.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import agent_stack.data  # noqa: F401  (before TensorFlow, see agent_stack/data/__init__.py)
+import tensorflow_datasets as tfds
+
+from agent_stack.data.rlds import iterate_numpy, open_rlds
+from agent_stack.data.tabletop import TABLETOP_DATASET, TABLETOP_VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+FAMILY = "pick_up"
+EPISODES = 2
+IMAGE_SIZE = 64
+TIMEOUT_S = 300
+
+REPLAY_SCRIPT = """
+import json, sys
+import numpy as np
+from sim.tabletop_env import TabletopConfig, TabletopEnv
+from sim.tasks import task_from_instruction
+
+env = TabletopEnv(TabletopConfig(render=False))
+results = []
+for path in sys.argv[1:]:
+    recorded = np.load(path)
+    task = task_from_instruction(str(recorded["task"]))
+    observation, _ = env.reset(seed=int(recorded["seed"]), task=task)
+    states, successes = [], []
+    for action in recorded["actions"]:
+        states.append(observation["state"])
+        observation, _, success, _, _ = env.step(action)
+        successes.append(success)
+    results.append({"family": task.family, "successes": successes,
+                    "states_identical": bool(np.array_equal(np.stack(states), recorded["states"])),
+                    "instruction_is_a_phrasing": str(recorded["instruction"]) in task.phrasings()})
+print(json.dumps(results))
+"""
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT_S)
+
+
+def run_collect(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run("-m", "sim.collect", "--task", FAMILY, "--episodes", str(EPISODES), "--episodes-per-shard",
+               "1", "--image-size", str(IMAGE_SIZE), "--out", str(out), *extra)
+
+
+@pytest.fixture(scope="module")
+def builder_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("collect")
+    result = run_collect(out)
+    assert result.returncode == 0, result.stderr
+    return out / TABLETOP_DATASET / TABLETOP_VERSION
+
+
+def raw_episodes(builder_dir: Path) -> list[dict]:
+    builder = tfds.builder_from_directory(builder_dir)
+    return list(tfds.as_numpy(builder.as_dataset(split="train").map(
+        lambda e: {**e, "steps": e["steps"].batch(1000).get_single_element()})))
+
+
+def flatten(tree: dict) -> list:
+    """The leaves of a nested dict, in sorted key order."""
+    return [leaf for key in sorted(tree) for leaf in (flatten(tree[key]) if isinstance(tree[key], dict)
+                                                      else [tree[key]])]
+
+
+def test_builder_holds_successful_episodes_in_the_open_x_schema(builder_dir):
+    builder = tfds.builder_from_directory(builder_dir)
+    split = builder.info.splits["train"]
+    assert (split.num_examples, split.num_shards) == (EPISODES, EPISODES)
+    steps = builder.info.features["steps"]
+    assert set(steps.keys()) == {"observation", "action", "language_instruction", "reward", "discount",
+                                 "is_first", "is_last", "is_terminal"}
+    assert set(steps["observation"].keys()) == {"image", "wrist_image", "state"}
+    assert steps["observation"]["image"].shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert steps["action"].shape == (7,) and steps["observation"]["state"].shape == (14,)
+
+    episodes = raw_episodes(builder_dir)
+    assert len({e["episode_metadata"]["seed"] for e in episodes}) == EPISODES
+    for episode in episodes:
+        metadata, s = episode["episode_metadata"], episode["steps"]
+        assert metadata["task_family"] == FAMILY.encode() and metadata["success"]
+        length = len(s["action"])
+        assert 5 < length < 300
+        assert s["is_first"].tolist() == [True] + [False] * (length - 1)
+        assert s["is_last"].tolist() == s["is_terminal"].tolist() == [False] * (length - 1) + [True]
+        assert s["reward"].tolist() == [0.0] * (length - 1) + [1.0] and np.all(s["discount"] == 1.0)
+        assert len(set(s["language_instruction"])) == 1
+        assert np.all((s["action"][:, 6] >= 0) & (s["action"][:, 6] <= 1))
+        assert s["observation"]["image"].std() > 10 and s["observation"]["wrist_image"].std() > 10
+
+
+def test_reads_back_through_open_rlds(builder_dir):
+    source = open_rlds(str(builder_dir.parent))  # the dataset directory: the reader picks the version
+    assert source.name == TABLETOP_DATASET and source.num_episodes() == EPISODES
+    standardized = list(iterate_numpy(source.trajectories(), [source]))
+    for raw, standard in zip(raw_episodes(builder_dir), standardized):
+        steps = raw["steps"]
+        np.testing.assert_array_equal(standard["action"], steps["action"])
+        np.testing.assert_array_equal(standard["state"], steps["observation"]["state"])
+        np.testing.assert_array_equal(standard["image"], steps["observation"]["image"])
+        np.testing.assert_array_equal(standard["wrist_image"], steps["observation"]["wrist_image"])
+        assert standard["instruction"].tolist() == steps["language_instruction"].tolist()
+        assert standard["is_last"][-1] and standard["is_terminal"][-1]
+
+
+def test_recorded_actions_replay_to_the_same_states_and_success(builder_dir, tmp_path):
+    paths = []
+    for i, episode in enumerate(raw_episodes(builder_dir)):
+        steps, metadata = episode["steps"], episode["episode_metadata"]
+        paths.append(tmp_path / f"episode_{i}.npz")
+        np.savez(paths[-1], seed=metadata["seed"], task=metadata["task"].decode(), actions=steps["action"],
+                 states=steps["observation"]["state"], instruction=steps["language_instruction"][0].decode())
+    result = run("-c", REPLAY_SCRIPT, *map(str, paths))
+    assert result.returncode == 0, result.stderr
+    for replay in json.loads(result.stdout):
+        assert replay["family"] == FAMILY and replay["instruction_is_a_phrasing"]
+        assert replay["states_identical"]
+        # Success exactly on the last recorded action, not before: the episode ends where the task is done.
+        assert replay["successes"][-1] and not any(replay["successes"][:-1])
+
+
+def test_rerun_rewrites_only_the_missing_shard(builder_dir, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(builder_dir.parent.parent, out)
+    copy = out / TABLETOP_DATASET / TABLETOP_VERSION
+    kept, removed = sorted(copy.glob("*.tfrecord-*"))
+    before = raw_episodes(copy)
+    removed.unlink()
+    kept_mtime = kept.stat().st_mtime_ns
+
+    result = run_collect(out)
+    assert result.returncode == 0, result.stderr
+    assert "skipped 1 of 2 shards already written: 0" in result.stdout
+    assert kept.stat().st_mtime_ns == kept_mtime and removed.is_file()
+    # Same seeds, same episodes: every value alike (not the bytes: protobuf map order varies by process).
+    after = raw_episodes(copy)
+    assert len(after) == EPISODES
+    for old, new in zip(before, after):
+        for old_value, new_value in zip(flatten(old), flatten(new), strict=True):
+            np.testing.assert_array_equal(old_value, new_value)
+    summary = json.loads((copy / "collect_summary.json").read_text())
+    assert summary["last_run"]["shards_written"] == 1 and summary["families"][FAMILY]["episodes"] == EPISODES
+
+    other = run_collect(out, "--seed", "7")
+    assert other.returncode == 2 and "other arguments {'seed': 0}" in other.stderr
+
+
+def test_unknown_family_is_a_clear_error(tmp_path):
+    result = run_collect(tmp_path, "--task", "nonsense")
+    assert result.returncode == 2
+    assert "unknown task family 'nonsense'" in result.stderr
+    assert all(name in result.stderr for name in ("all", "pick_up", "stack", "push_left"))
+    assert not any(tmp_path.iterdir())
