@@ -6,12 +6,11 @@
 * `pipeline` — windows (observation history, action chunks, pad masks), mixtures, augmentation;
 * `torch_dataset` — the PyTorch IterableDataset over it, sharded across workers and ranks;
 * `rlds_writer` — write RLDS datasets (`agent-stack collect` uses it).
+
+Importing this package loads TensorFlow isolated, so that it can share a process with MuJoCo's EGL
+rendering and torch.compile (see agent_stack/native_libraries.py).
 """
 
-# TensorFlow and Triton (shipped with CUDA builds of torch, imported by torch.compile and transformers)
-# each bundle LLVM: loading Triton's library after TensorFlow's crashes the process, loading it first is
-# safe. Every module here imports TensorFlow, and this package file runs before any of them.
-try:
-    import triton  # noqa: F401
-except ImportError:
-    pass
+from agent_stack.native_libraries import import_tensorflow
+
+import_tensorflow()

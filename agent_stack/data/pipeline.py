@@ -23,7 +23,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from agent_stack.data.rlds import RLDSSource, open_rlds
-from agent_stack.data.statistics import DatasetStatistics, load_or_compute_statistics
+from agent_stack.data.statistics import load_or_compute_statistics
+from agent_stack.normalization import GRIPPER_INDEX, DatasetStatistics, Statistics
 
 
 @dataclasses.dataclass
@@ -172,7 +173,7 @@ class Mixture:
                                               if "wrist_image" in trajectory
                                               else tf.zeros([length, history, size, size, 3], tf.uint8))
             if "state" in trajectory:
-                state = statistics.state.normalize(trajectory["state"])
+                state = normalize(trajectory["state"], statistics.state)
                 state = tf.pad(state, [[0, 0], [0, state_dim - statistics.state.dim]])
             else:
                 state = tf.zeros([length, state_dim], tf.float32)
@@ -180,7 +181,8 @@ class Mixture:
             last = tf.logical_or(trajectory["is_last"], steps == length - 1)
             return {
                 "observation": observation,
-                "action": tf.gather(statistics.normalize_action(trajectory["action"]), future_index),
+                "action": tf.gather(normalize(trajectory["action"], statistics.action, skip=(GRIPPER_INDEX,)),
+                                    future_index),
                 "action_pad_mask": futures < length,
                 "terminate": tf.logical_or(tf.gather(last, future_index), futures >= length),
                 "instruction": trajectory["instruction"],
@@ -188,6 +190,12 @@ class Mixture:
             }
 
         return window
+
+
+def normalize(x: tf.Tensor, statistics: Statistics, skip: tuple[int, ...] = ()) -> tf.Tensor:
+    """`Statistics.normalize` in TensorFlow."""
+    low, high, passthrough = statistics.bounds(skip)
+    return tf.where(passthrough, x, tf.clip_by_value(2.0 * (x - low) / (high - low) - 1.0, -1.0, 1.0))
 
 
 def _shard_split(source: RLDSSource, split: str, shard_index: int, num_shards: int) -> str:

@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from agent_stack.data.standardize import ACTION_DIM, DatasetEntry, Steps, dataset_entry
+from agent_stack.data.standardize import DatasetEntry, Steps, dataset_entry
+from agent_stack.normalization import ACTION_DIM
 
 DEFAULT_DATA_DIR = "~/tensorflow_datasets"
 INFO_FILE = "dataset_info.json"

@@ -36,8 +36,7 @@ from collections.abc import Callable, Mapping
 
 import tensorflow as tf
 
-ACTION_DIM = 7
-GRIPPER_INDEX = 6
+from agent_stack.normalization import ACTION_DIM
 
 
 class MissingKeyError(KeyError):

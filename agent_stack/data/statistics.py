@@ -1,15 +1,12 @@
-"""Per-dataset normalisation statistics: one streaming pass, cached as JSON beside the data.
+"""Per-dataset normalisation statistics (agent_stack.normalization): one streaming pass over an RLDS
+dataset, cached as JSON beside the data.
 
-Actions and proprioception are normalised per dataset with their 1st and 99th percentiles mapped to
-[-1, 1] (DESIGN.md); the gripper dimension of the action is already an opening in [0, 1] and stays as is.
 Mean, std, min and max are exact (Welford); the percentiles come from a uniform reservoir of at most
 `RESERVOIR_SIZE` rows, so they are exact for datasets up to that many steps and a close estimate above.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -17,107 +14,10 @@ import numpy as np
 import tensorflow as tf
 
 from agent_stack.data.rlds import RLDSSource, iterate_numpy
-from agent_stack.data.standardize import ACTION_DIM, GRIPPER_INDEX
+from agent_stack.normalization import ACTION_DIM, DatasetStatistics, Statistics
 
 RESERVOIR_SIZE = 1_000_000
-FORMAT_VERSION = 1
 CACHE_DIR = Path("~/.cache/agent_stack/statistics")
-
-
-@dataclasses.dataclass(frozen=True)
-class Statistics:
-    """Statistics of one vector quantity, each a list with one value per dimension."""
-
-    mean: list[float]
-    std: list[float]
-    min: list[float]
-    max: list[float]
-    p01: list[float]
-    p99: list[float]
-
-    def __post_init__(self) -> None:
-        dims = {name: len(getattr(self, name)) for name in ("mean", "std", "min", "max", "p01", "p99")}
-        if len(set(dims.values())) != 1:
-            raise ValueError(f"statistics fields disagree on the dimension: {dims}")
-        for name in dims:
-            if not np.all(np.isfinite(getattr(self, name))):
-                raise ValueError(f"statistics field {name!r} holds a non-finite value: {getattr(self, name)}")
-
-    @property
-    def dim(self) -> int:
-        return len(self.mean)
-
-    def _affine(self, skip: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(low, high, passthrough): dims in `skip` and constant dims are not normalised."""
-        low, high = np.asarray(self.p01, np.float32), np.asarray(self.p99, np.float32)
-        passthrough = high - low < 1e-8
-        passthrough[list(skip)] = True
-        return low, np.where(passthrough, low + 2.0, high), passthrough
-
-    def normalize(self, x, skip: tuple[int, ...] = ()):
-        """Map [p01, p99] to [-1, 1] and clip; dims in `skip` (and constant ones) pass unchanged.
-        Works on numpy arrays and on tf tensors (inside tf.data pipelines)."""
-        low, high, passthrough = self._affine(skip)
-        math = tf.math if isinstance(x, tf.Tensor) else np
-        scaled = math.minimum(math.maximum(2.0 * (x - low) / (high - low) - 1.0, -1.0), 1.0)
-        return math.add(math.multiply(scaled, (~passthrough).astype(np.float32)),
-                        math.multiply(x, passthrough.astype(np.float32)))
-
-    def denormalize(self, x: np.ndarray, skip: tuple[int, ...] = ()) -> np.ndarray:
-        """Inverse of `normalize` inside [p01, p99] (values clipped there come back at the bounds)."""
-        low, high, passthrough = self._affine(skip)
-        x = np.asarray(x, np.float32)
-        return np.where(passthrough, x, (x + 1.0) / 2.0 * (high - low) + low)
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetStatistics:
-    dataset: str
-    split: str
-    fingerprint: str
-    """Identifies the data and the standardisation they were computed from; a mismatch means recompute."""
-    num_episodes: int
-    num_steps: int
-    action: Statistics
-    state: Statistics | None
-
-    def __post_init__(self) -> None:
-        if self.action.dim != ACTION_DIM:
-            raise ValueError(f"action statistics of {self.dataset!r} have {self.action.dim} dims, need {ACTION_DIM}")
-
-    def normalize_action(self, action):
-        return self.action.normalize(action, skip=(GRIPPER_INDEX,))
-
-    def denormalize_action(self, action: np.ndarray) -> np.ndarray:
-        return self.action.denormalize(action, skip=(GRIPPER_INDEX,))
-
-    def to_json(self) -> dict:
-        return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_json(cls, data: dict) -> DatasetStatistics:
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"statistics format {data.get('format_version')!r} is not {FORMAT_VERSION}")
-        fields = {k: v for k, v in data.items() if k != "format_version"}
-        try:
-            fields["action"] = Statistics(**fields["action"])
-            fields["state"] = Statistics(**fields["state"]) if fields.get("state") else None
-            return cls(**fields)
-        except (KeyError, TypeError) as error:
-            raise ValueError(f"malformed statistics: {error}") from error
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(json.dumps(self.to_json(), indent=1))
-        os.replace(partial, path)
-
-    @classmethod
-    def load(cls, path: Path) -> DatasetStatistics:
-        try:
-            return cls.from_json(json.loads(Path(path).read_text()))
-        except (json.JSONDecodeError, ValueError) as error:
-            raise ValueError(f"{path}: {error}") from error
 
 
 class _RunningStatistics:

@@ -19,10 +19,11 @@ TABLETOP_VERSION = "1.0.0"
 """Version directory of the TFDS builder; bump it when the schema or the step convention changes."""
 TABLETOP_CONTROL_HZ = 10
 """Policy rate of the tabletop env (TabletopConfig.policy_hz): one RLDS step per 0.1 s of sim time."""
-ACTION_DOC = ("End-effector delta in the robot base frame (x forward, y left, z up): dx dy dz in metres, "
-              "droll dpitch dyaw in radians (a rotation vector applied on the left of the previous target "
-              "orientation), then the gripper as an absolute opening, 1 = open, 0 = closed. The delta moves "
-              "the controller's previous end-effector target, not the measured pose.")
+ACTION_DOC = ("End-effector delta in the robot base frame (x forward, y left, z up): dx dy dz in metres "
+              "(each within +-0.05), droll dpitch dyaw in radians (a rotation vector applied on the left of "
+              "the previous target orientation, each within +-0.25), then the gripper as an absolute "
+              "opening, 1 = open, 0 = closed. The delta moves the controller's previous end-effector target, "
+              "not the measured pose.")
 STATE_DOC = ("Proprioception at the step: TCP position (3, metres, base frame), TCP orientation quaternion "
              "w x y z (4), gripper opening (1, 0 closed … 1 open), arm joint positions (6, radians).")
 

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from agent_stack.data.language import InstructionEncoder
 from agent_stack.data.pipeline import DataConfig, Mixture
 from agent_stack.data.rlds import iterate_numpy
-from agent_stack.data.statistics import DatasetStatistics
+from agent_stack.normalization import DatasetStatistics
 
 
 def _to_torch(tree):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from agent_stack.data.rlds import open_rlds
-from agent_stack.data.statistics import (DatasetStatistics, Statistics, compute_statistics,
-                                         load_or_compute_statistics, statistics_path)
+from agent_stack.data.statistics import compute_statistics, load_or_compute_statistics, statistics_path
+from agent_stack.normalization import DatasetStatistics, Statistics
 from tests.data.conftest import write_dataset
 
 LENGTHS = [5, 7, 4, 6, 5, 8]
