@@ -176,10 +176,15 @@ def _decode_images(images: tf.Tensor, image_size: tuple[int, int] | None) -> tf.
     if images.dtype == tf.string:
         images = tf.map_fn(lambda data: tf.io.decode_image(data, channels=3, expand_animations=False), images,
                            fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
-    if image_size is not None:
+    if image_size is None:
+        return images
+
+    def resize():
         resized = tf.image.resize(images, image_size, method="bilinear", antialias=True)
-        images = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-    return images
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+    already_sized = tf.reduce_all(tf.equal(tf.shape(images)[1:3], image_size))
+    return tf.ensure_shape(tf.cond(already_sized, lambda: images, resize), [None, *image_size, 3])
 
 
 def open_rlds(dataset: str, data_dir: str | None = None) -> RLDSSource:
