@@ -272,7 +272,8 @@ def collect(plan: CollectPlan, env_config, out: Path, workers: int) -> Path:
             while remaining:
                 done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
                 for future in done:
-                    shard, position = futures[future]
+                    # Popped, so the future and the episode it holds are freed once the shard is written.
+                    shard, position = futures.pop(future)
                     results[shard.index][position] = future.result()  # re-raises a worker's error
                     progress.advance(bar)
                     if all(r is not None for r in results[shard.index]):
