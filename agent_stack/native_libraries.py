@@ -40,8 +40,7 @@ def isolate_triton() -> None:
 def import_tensorflow() -> ModuleType:
     """TensorFlow, loaded isolated (after Triton, which must not see TensorFlow's LLVM either)."""
     if "tensorflow" in sys.modules:
-        if "tensorflow.python.pywrap_dlopen_global_flags" in sys.modules and \
-                sys.modules["tensorflow.python.pywrap_dlopen_global_flags"] is not None:
+        if sys.modules.get("tensorflow.python.pywrap_dlopen_global_flags") is not None:
             warnings.warn("tensorflow was imported before agent_stack; with MuJoCo rendering or torch.compile "
                           "in the same process this can crash. Import agent_stack first.", stacklevel=2)
         return sys.modules["tensorflow"]

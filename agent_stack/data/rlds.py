@@ -9,7 +9,6 @@ reads episodes through: one element per episode, every tensor with a leading tim
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,13 +98,14 @@ class RLDSSource:
             raise ValueError(f"dataset {self.name!r} has no split {base!r}; it has {sorted(self.builder.info.splits)}")
 
     def _standardize(self, steps: dict, decode: bool, image_size: tuple[int, int] | None) -> dict:
-        standard = self.entry.standardize(Steps(self.name, steps))
+        steps = Steps(self.name, steps)
+        standard = self.entry.standardize(steps)
         if standard.action.shape.rank != 2 or standard.action.shape[-1] != ACTION_DIM:
             raise ValueError(f"dataset {self.name!r}: standardised action must be (T, {ACTION_DIM}), "
                              f"got {standard.action.shape}")
         out = {"instruction": standard.instruction, "action": tf.cast(standard.action, tf.float32)}
         for flag in ("is_first", "is_last", "is_terminal"):
-            out[flag] = tf.cast(Steps(self.name, steps)[flag], tf.bool)
+            out[flag] = tf.cast(steps[flag], tf.bool)
         if standard.state is not None:
             out["state"] = tf.cast(tf.reshape(standard.state, [tf.shape(standard.action)[0], -1]), tf.float32)
         cameras = {"image": standard.image, "wrist_image": standard.wrist_image}
@@ -135,27 +135,26 @@ class RLDSSource:
 
         return episodes.map(to_trajectory, num_parallel_calls=parallel_calls, deterministic=True)
 
+    def _shard_lengths(self) -> dict[Path, int]:
+        """Episodes per shard file of every split, as dataset_info.json records them."""
+        return {self.builder_dir / Path(str(f)).name: n for split in self.builder.info.splits.values()
+                for f, n in zip(split.filenames, split.shard_lengths)}
+
     def shard_files(self) -> list[Path]:
-        files = []
-        for split in self.builder.info.splits.values():
-            files += [Path(str(f)) for f in split.filenames]
-        return [self.builder_dir / f.name for f in files]
+        return list(self._shard_lengths())
 
     def find_corrupt_shard(self) -> tuple[Path, str] | None:
         """The first shard file that is missing, fails its record checksums, or holds fewer episodes than
         dataset_info.json records; None when all are whole."""
-        lengths = {}
-        for split in self.builder.info.splits.values():
-            lengths.update({Path(str(f)).name: n for f, n in zip(split.filenames, split.shard_lengths)})
-        for path in self.shard_files():
+        for path, recorded in self._shard_lengths().items():
             if not path.is_file():
                 return path, "file missing"
             try:
                 count = sum(1 for _ in tf.data.TFRecordDataset(str(path)))
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
                 return path, error.message.splitlines()[0]
-            if count != lengths.get(path.name, count):
-                return path, f"{count} episodes, dataset_info.json records {lengths[path.name]}"
+            if count != recorded:
+                return path, f"{count} episodes, dataset_info.json records {recorded}"
         return None
 
 
@@ -189,11 +188,8 @@ def _decode_images(images: tf.Tensor, image_size: tuple[int, int] | None) -> tf.
 
 def open_rlds(dataset: str, data_dir: str | None = None) -> RLDSSource:
     """Open an RLDS dataset by builder-directory path or by name under `data_dir` (~/tensorflow_datasets)."""
-    builder_dir = find_builder_dir(dataset, data_dir)
-    info = json.loads((builder_dir / INFO_FILE).read_text())
-    entry = dataset_entry(info.get("name", ""))
-    builder = tfds.builder_from_directory(builder_dir)
-    source = RLDSSource(builder=builder, entry=entry)
+    builder = tfds.builder_from_directory(find_builder_dir(dataset, data_dir))
+    source = RLDSSource(builder=builder, entry=dataset_entry(builder.info.name))
     missing = [p for p in source.shard_files() if not p.is_file()]
     if missing:
         raise CorruptShardError(f"dataset {source.name!r}: shard files missing: {[str(p) for p in missing[:5]]}")
