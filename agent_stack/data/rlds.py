@@ -119,15 +119,18 @@ class RLDSSource:
 
     def trajectories(self, split="train", *, decode_images: bool = True,
                      image_size: tuple[int, int] | None = None, shuffle_files: bool = False,
+                     shuffle_seed: int | None = None,
                      parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
         """Standardised episodes. Images stay encoded (tf.string) unless `decode_images`; then they are
-        decoded to uint8 and, with `image_size` (height, width), resized."""
+        decoded to uint8 and, with `image_size` (height, width), resized. A `shuffle_seed` makes the
+        shuffled file order (of every pass, when repeated) the same on every run."""
         if isinstance(split, str):  # sub-splits from tfds.even_splits come from a checked split already
             self.check_split(split)
         # Every camera is read still encoded, so only the cameras the standardisation picks get decoded.
         decoders = {"steps": _nest(_image_keys(self.builder.info.features["steps"]), tfds.decode.SkipDecoding())}
         episodes = self.builder.as_dataset(split=split, shuffle_files=shuffle_files, decoders=decoders,
-                                           read_config=tfds.ReadConfig(try_autocache=False))
+                                           read_config=tfds.ReadConfig(try_autocache=False,
+                                                                               shuffle_seed=shuffle_seed))
 
         def to_trajectory(episode):
             steps = episode["steps"].batch(MAX_EPISODE_STEPS).get_single_element()

@@ -4,6 +4,11 @@ Each (rank, worker) pair reads a disjoint set of episodes (`tfds.even_splits`), 
 window once across the whole job. TensorFlow does not survive `fork` once its thread pools are running,
 so use DataLoader workers with `multiprocessing_context="spawn"` (see `make_dataloader`); with
 `num_workers=0` tf.data's own threads already decode in parallel.
+
+The stream is deterministic for a given config (seeded file order, shuffle and augmentation), so a
+training run resumes its exact data position with `skip`: the number of elements this rank has taken.
+DataLoader takes elements from its workers in turn, so on resume the worker slots are rotated to make the
+worker that was next in line come first.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from agent_stack.data.language import InstructionEncoder
+from agent_stack.language import InstructionEncoder
 from agent_stack.data.pipeline import DataConfig, Mixture
 from agent_stack.data.rlds import iterate_numpy
 from agent_stack.normalization import DatasetStatistics
@@ -49,9 +54,12 @@ class RLDSWindowDataset(IterableDataset):
 
     def __init__(self, config: DataConfig, *, train: bool = True, batch_size: int | None = None,
                  embed_language: bool = False, statistics: dict[str, DatasetStatistics] | None = None,
-                 rank: int | None = None, world_size: int | None = None) -> None:
+                 rank: int | None = None, world_size: int | None = None, skip: int = 0) -> None:
         super().__init__()
+        if skip < 0:
+            raise ValueError(f"skip must be >= 0, got {skip}")
         self.config, self.train, self.batch_size, self.embed_language = config, train, batch_size, embed_language
+        self.skip = skip
         mixture = Mixture(config, statistics)
         self.statistics = mixture.statistics
         self.dataset_names = [source.name for source in mixture.sources]
@@ -63,19 +71,23 @@ class RLDSWindowDataset(IterableDataset):
         self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
         self.world_size = world_size if world_size is not None else (dist.get_world_size() if distributed else 1)
 
-    def shard(self) -> tuple[int, int]:
-        """(index, count) of the episode shard this process and DataLoader worker reads."""
+    def shard(self) -> tuple[int, int, int]:
+        """(index, count) of the episode shard this process and DataLoader worker reads, and how many of
+        its elements were taken before (`skip`)."""
         worker = get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-        return self.rank * num_workers + worker_id, self.world_size * num_workers
+        taken_rounds, next_slot = divmod(self.skip, num_workers)
+        slot = (worker_id + next_slot) % num_workers
+        taken = taken_rounds + (1 if slot < next_slot else 0)
+        return self.rank * num_workers + slot, self.world_size * num_workers, taken
 
     def __iter__(self):
-        index, count = self.shard()
+        index, count, taken = self.shard()
         mixture = Mixture(self.config, self.statistics)
         samples = mixture.dataset(index, count, train=self.train)
         if self.batch_size is not None:
             samples = samples.batch(self.batch_size, drop_remainder=self.train and self.config.repeat)
-        samples = samples.prefetch(2)
+        samples = samples.skip(taken).prefetch(2)
         encoder = InstructionEncoder() if self.embed_language else None
         for element in iterate_numpy(samples, mixture.sources):
             element = _to_torch(element)

@@ -27,11 +27,12 @@ class InstructionEncoder:
 
     def __call__(self, instructions: list[str]) -> np.ndarray:
         """(N, 384) float32 embeddings, in the order given."""
-        new = sorted({text for text in instructions if text not in self._cache})
-        if new:
-            vectors = self._load().encode(new, convert_to_numpy=True, normalize_embeddings=True,
-                                          show_progress_bar=False)
-            self._cache.update(zip(new, vectors.astype(np.float32)))
+        # One text per encode call: batched, the padding to the longest text changes the last bits, and an
+        # embedding must not depend on which other instructions happened to be new at the same time.
+        for text in sorted({text for text in instructions if text not in self._cache}):
+            vector = self._load().encode([text], convert_to_numpy=True, normalize_embeddings=True,
+                                         show_progress_bar=False)[0]
+            self._cache[text] = vector.astype(np.float32)
         if not instructions:
             return np.zeros((0, EMBEDDING_DIM), np.float32)
         return np.stack([self._cache[text] for text in instructions])

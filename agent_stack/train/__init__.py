@@ -1,0 +1,1 @@
+"""Training scripts: `agent-stack train vla` (and the shared pieces: distributed setup, resumable state)."""

@@ -1,0 +1,148 @@
+"""VLAPolicy: a trained VLA with its normalisation statistics, acting one observation at a time.
+
+It keeps the last `history` frames' image tokens (a frame's tokens depend only on that frame and the
+instruction), so each step runs the ViT on the new frame only. Inputs and outputs are in robot units:
+images uint8, state as recorded, actions as the dataset's end-effector deltas with the gripper opening.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from agent_stack.checkpoint import (WEIGHTS_FILE, load_weights, read_json, resolve_checkpoint, save_weights,
+                                    write_json)
+from agent_stack.language import InstructionEncoder
+from agent_stack.normalization import DatasetStatistics
+from agent_stack.vla.configuration_vla import VLAConfig
+from agent_stack.vla.modeling_vla import VLAModel
+
+CONFIG_FILE = "config.json"
+STATISTICS_FILE = "statistics.json"
+METADATA_FILE = "metadata.json"
+
+
+@dataclass
+class VLAOutput:
+    action: np.ndarray
+    """(7,) the action to execute now: dx dy dz droll dpitch dyaw (base frame, m and rad) + gripper opening."""
+    chunk: np.ndarray
+    """(K, 7) the whole predicted chunk, `action` first."""
+    terminate: float
+    """Probability that the instruction is done."""
+
+
+class VLAPolicy:
+    def __init__(self, model: VLAModel, statistics: DatasetStatistics, metadata: dict | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        if model.config.state_dim and statistics.state is None:
+            raise ValueError("the model takes a state input but the statistics have no state statistics")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+        self.statistics = statistics
+        self.metadata = dict(metadata or {})
+        self._encoder = InstructionEncoder()
+        self._language: torch.Tensor | None = None
+        self._frames: deque = deque(maxlen=self.config.history)
+
+    @property
+    def control_hz(self) -> float | None:
+        """Rate of the demonstrations the policy learned from (act at this rate), when known."""
+        return self.metadata.get("control_hz")
+
+    # --- checkpoints ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> VLAPolicy:
+        """Load a checkpoint directory, or the latest checkpoint of a training run directory."""
+        directory = resolve_checkpoint(path)
+        for name in (CONFIG_FILE, STATISTICS_FILE):
+            if not (directory / name).is_file():
+                raise FileNotFoundError(f"checkpoint {directory} has no {name}")
+        config = VLAConfig.load(directory / CONFIG_FILE)
+        statistics = DatasetStatistics.load(directory / STATISTICS_FILE)
+        metadata = read_json(directory / METADATA_FILE) if (directory / METADATA_FILE).is_file() else {}
+        model = VLAModel(config)
+        load_weights(model, directory / WEIGHTS_FILE)
+        return cls(model, statistics, metadata, device)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write weights, config, statistics and metadata into `directory` (which must exist)."""
+        save_pretrained(Path(directory), self.model, self.statistics, self.metadata)
+
+    # --- acting --------------------------------------------------------------------------------------------
+
+    def reset(self, instruction: str) -> None:
+        """Start a new instruction: forget the frame history."""
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
+        self._language = torch.from_numpy(self._encoder([instruction.strip()])).to(self.device)
+        self._frames.clear()
+
+    @torch.inference_mode()
+    def act(self, observation: dict) -> VLAOutput:
+        """observation: camera keys of the config ("image", optional "wrist_image") as uint8 (H, W, 3), and
+        "state" when the model uses proprioception. Returns the next action in robot units."""
+        if self._language is None:
+            raise RuntimeError("call reset(instruction) before act()")
+        images, has_camera = {}, {}
+        for key in self.config.cameras:
+            image = observation.get(key)
+            has_camera[key] = torch.tensor([image is not None], device=self.device)
+            images[key] = self._image(key, image)[None, None]
+        tokens = self.model.encode_frames(images, self._language)[:, 0]  # (1, M, W)
+        valid = self.model.camera_mask(has_camera)  # (1, M)
+        self._frames.append((tokens, valid, self._state(observation.get("state"))))
+        while len(self._frames) < self.config.history:  # as the data pipeline pads: the first frame, masked
+            first_tokens, first_valid, first_state = self._frames[0]
+            self._frames.appendleft((first_tokens, torch.zeros_like(first_valid), first_state))
+        frame_tokens = torch.stack([f[0] for f in self._frames], dim=1)
+        frame_valid = torch.stack([f[1] for f in self._frames], dim=1)
+        state = torch.stack([f[2] for f in self._frames], dim=1) if self.config.state_dim else None
+        action_output, terminate_logits = self.model.heads(
+            self.model.readout_embedding(frame_tokens, frame_valid, self._language, state))
+        normalized = self.model.decode_actions(action_output)[0].cpu().numpy()
+        chunk = self.statistics.denormalize_action(normalized).astype(np.float32)
+        return VLAOutput(action=chunk[0], chunk=chunk, terminate=float(torch.sigmoid(terminate_logits[0, 0])))
+
+    def _image(self, key: str, image) -> torch.Tensor:
+        size = self.config.image_size
+        if image is None:
+            return torch.zeros(size, size, 3, dtype=torch.uint8, device=self.device)
+        array = np.asarray(image)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"observation[{key!r}] must be uint8 (H, W, 3), got {array.dtype} {array.shape}")
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        if array.shape[:2] != (size, size):
+            resized = F.interpolate(tensor.permute(2, 0, 1)[None].float(), size=(size, size), mode="bilinear",
+                                    antialias=True, align_corners=False)
+            tensor = resized[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8)
+        return tensor
+
+    def _state(self, state) -> torch.Tensor:
+        dim = self.config.state_dim
+        if not dim:
+            return torch.zeros(1, 0, device=self.device)
+        if state is None:
+            raise ValueError("this policy needs observation['state'] (proprioception)")
+        statistics = self.statistics.state
+        values = np.asarray(state, dtype=np.float64).reshape(-1)
+        if values.shape != (statistics.dim,) or not np.isfinite(values).all():
+            raise ValueError(f"observation['state'] must be {statistics.dim} finite numbers, got {values.shape}")
+        normalized = np.zeros(dim, np.float32)
+        normalized[:statistics.dim] = statistics.normalize(values)
+        return torch.from_numpy(normalized)[None].to(self.device)
+
+
+def save_pretrained(directory: Path, model: VLAModel, statistics: DatasetStatistics, metadata: dict) -> None:
+    """The files `VLAPolicy.from_pretrained` reads."""
+    save_weights(model.state_dict(), directory / WEIGHTS_FILE)
+    model.config.save(directory / CONFIG_FILE)
+    statistics.save(directory / STATISTICS_FILE)
+    write_json(directory / METADATA_FILE, metadata)
