@@ -9,6 +9,7 @@ NODES = {
     "sim_node": "ros_nodes.sim_node:main",
     "controller_node": "ros_nodes.controller_node:main",
     "expert_node": "ros_nodes.expert_node:main",
+    "vla_node": "ros_nodes.vla_node:main",
 }
 
 setup(
@@ -75,6 +76,7 @@ setup(
             "collect = sim.collect:main",
             "data = agent_stack.data.cli:main",
             "train = agent_stack.train.cli:main",
+            "eval = sim.evaluate:main",
         ],
     },
 )

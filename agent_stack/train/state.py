@@ -7,6 +7,7 @@ No pickle: tensors go to safetensors and everything else to JSON.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -33,6 +34,21 @@ def gather_rng_states(world_size: int) -> list[torch.Tensor]:
     return [tensor.cpu() for tensor in gathered]
 
 
+def gather_parameter_digests(model: torch.nn.Module, world_size: int) -> list[str]:
+    """SHA-256 of every rank's parameters, gathered on all ranks: DDP keeps replicas identical, so
+    differing digests mean the ranks diverged (and the checkpoint would hold only rank 0's)."""
+    digest = hashlib.sha256()
+    for parameter in model.parameters():
+        digest.update(parameter.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    local = torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
+    if world_size == 1:
+        return [digest.hexdigest()]
+    device = torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
+    gathered = [torch.empty_like(local, device=device) for _ in range(world_size)]
+    dist.all_gather(gathered, local.to(device))
+    return [bytes(tensor.cpu().tolist()).hex() for tensor in gathered]
+
+
 def restore_rng_state(state: torch.Tensor) -> None:
     cpu_size = torch.get_rng_state().numel()
     torch.set_rng_state(state[:cpu_size].clone())
@@ -42,7 +58,7 @@ def restore_rng_state(state: torch.Tensor) -> None:
 
 def save_training_state(directory: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                         scheduler: torch.optim.lr_scheduler.LRScheduler, step: int, batches_taken: int,
-                        rng_states: list[torch.Tensor]) -> None:
+                        rng_states: list[torch.Tensor], parameter_digests: list[str]) -> None:
     optimizer_state = optimizer.state_dict()
     tensors = {f"model.{name}": value for name, value in model.state_dict().items()}
     scalars: dict[str, dict] = {}
@@ -59,6 +75,7 @@ def save_training_state(directory: Path, *, model: torch.nn.Module, optimizer: t
         "step": step,
         "batches_taken": batches_taken,
         "world_size": len(rng_states),
+        "parameter_digests": parameter_digests,
         "optimizer_param_groups": optimizer_state["param_groups"],
         "optimizer_scalars": scalars,
         "scheduler": scheduler.state_dict(),

@@ -32,7 +32,8 @@ from agent_stack.data.pipeline import DataConfig, parse_mixture
 from agent_stack.data.standardize import dataset_entry
 from agent_stack.data.torch_dataset import RLDSWindowDataset, make_dataloader
 from agent_stack.train.distributed import DistributedContext, setup_distributed, teardown_distributed
-from agent_stack.train.state import gather_rng_states, load_training_state, save_training_state
+from agent_stack.train.state import (gather_parameter_digests, gather_rng_states, load_training_state,
+                                    save_training_state)
 from agent_stack.vla.configuration_vla import VLAConfig
 from agent_stack.vla.modeling_vla import VLAModel
 from agent_stack.vla.policy import save_pretrained
@@ -167,6 +168,9 @@ def train_vla(train: TrainConfig, model_config: VLAConfig, data: DataConfig, out
             done = step + 1
             bar.update(task, completed=done, loss=totals["loss"])
             if writer is not None and (done % train.log_every == 0 or done == train.steps):
+                if progress and not bar.console.is_terminal:  # a log file gets a line instead of the bar
+                    bar.console.log(f"step {done}/{train.steps} " +
+                                    " ".join(f"{name} {value:.4f}" for name, value in totals.items()))
                 for name, value in totals.items():
                     writer.add_scalar(f"train/{name}", value, done)
                 writer.add_scalar("train/grad_norm", float(grad_norm), done)
@@ -181,7 +185,10 @@ def train_vla(train: TrainConfig, model_config: VLAConfig, data: DataConfig, out
 
 def _save_checkpoint(out: Path, context: DistributedContext, step: int, batches_taken: int, model, ema,
                      optimizer, scheduler, statistics, metadata) -> Path:
-    rng_states = gather_rng_states(context.world_size)  # every rank takes part in the gather
+    rng_states = gather_rng_states(context.world_size)  # every rank takes part in the gathers
+    digests = gather_parameter_digests(model, context.world_size)
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"DDP replicas diverged at step {step}: parameter digests {digests}")
     directory = out / CHECKPOINTS_DIR / step_dir_name(step)
     if context.is_main:
         policy_model = ema.module if ema is not None else model
@@ -189,7 +196,7 @@ def _save_checkpoint(out: Path, context: DistributedContext, step: int, batches_
         def write(tmp: Path) -> None:
             save_pretrained(tmp, policy_model, statistics, {**metadata, "step": step})
             save_training_state(tmp, model=model, optimizer=optimizer, scheduler=scheduler, step=step,
-                                batches_taken=batches_taken, rng_states=rng_states)
+                                batches_taken=batches_taken, rng_states=rng_states, parameter_digests=digests)
 
         write_directory_atomically(directory, write)
     context.barrier()
