@@ -58,7 +58,7 @@ def read_json(path: Path) -> dict:
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"cannot read {path}: {error}") from error
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a JSON object")
+        raise ValueError(f"{path} is not a JSON object")  # noqa: TRY004  (a malformed file, not a caller error)
     return data
 
 

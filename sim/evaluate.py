@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from agent_stack.data.tabletop import TABLETOP_CONTROL_HZ, TABLETOP_DATASET
 from sim.collect import FAMILY_SEED_SHIFT, select_families
 from sim.tabletop_env import TabletopConfig, TabletopEnv
 from sim.tasks import FAMILIES, Task, sample_task
+
+if TYPE_CHECKING:  # torch and timm load only when a VLA is evaluated
+    from agent_stack.vla import VLAPolicy
 
 SUMMARY_FILE = "summary.json"
 VIDEOS_DIR = "videos"
@@ -287,7 +290,7 @@ def evaluate(make_env: Callable[[], TabletopEnv], policy: ClosedLoopPolicy, plan
 class VLAActor:
     """`VLAPolicy` as a `ClosedLoopPolicy`: executes the first action of each predicted chunk."""
 
-    def __init__(self, policy) -> None:
+    def __init__(self, policy: VLAPolicy) -> None:
         self.policy = policy
 
     def reset(self, instruction: str) -> None:
@@ -304,6 +307,7 @@ def default_out(checkpoint_argument: Path, step: int | None) -> Path:
 
 
 def check_device(name: str) -> str:
+    """`name`, refused as a usage error when torch cannot place a model there (before loading anything)."""
     import torch
 
     try:
@@ -315,8 +319,9 @@ def check_device(name: str) -> str:
     return name
 
 
-def load_vla(checkpoint: Path, device: str):
-    """The policy, or ValueError naming what is wrong with the checkpoint (no traceback for the user)."""
+def load_vla(checkpoint: Path, device: str) -> tuple[Path, VLAPolicy]:
+    """The checkpoint directory and its policy, or ValueError naming what is wrong (no traceback for the
+    user)."""
     from agent_stack.checkpoint import resolve_checkpoint
     from agent_stack.vla import VLAPolicy
 

@@ -19,21 +19,33 @@ import math
 import sys
 from pathlib import Path
 
-import agent_stack.data  # noqa: F401  (loads TensorFlow isolated, before torch and timm import theirs)
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 
-from agent_stack.checkpoint import (CHECKPOINTS_DIR, WEIGHTS_FILE, latest_checkpoint, load_weights, read_json,
-                                    step_dir_name, write_directory_atomically, write_json)
-from agent_stack.data.pipeline import DataConfig, parse_mixture
+import agent_stack.data  # noqa: F401  (loads TensorFlow isolated: see agent_stack/native_libraries.py)
+from agent_stack.checkpoint import (
+    CHECKPOINTS_DIR,
+    WEIGHTS_FILE,
+    latest_checkpoint,
+    load_weights,
+    read_json,
+    step_dir_name,
+    write_directory_atomically,
+    write_json,
+)
+from agent_stack.data.pipeline import DataConfig, Mixture, parse_mixture
 from agent_stack.data.standardize import dataset_entry
 from agent_stack.data.torch_dataset import RLDSWindowDataset, make_dataloader
 from agent_stack.train.distributed import DistributedContext, setup_distributed, teardown_distributed
-from agent_stack.train.state import (gather_parameter_digests, gather_rng_states, load_training_state,
-                                    save_training_state)
+from agent_stack.train.state import (
+    gather_parameter_digests,
+    gather_rng_states,
+    load_training_state,
+    save_training_state,
+)
 from agent_stack.vla.configuration_vla import VLAConfig
 from agent_stack.vla.modeling_vla import VLAModel
 from agent_stack.vla.policy import save_pretrained
@@ -260,21 +272,17 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, VLAConfig,
     model_fields.update({name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None})
     if args.film is not None:
         model_fields["film"] = args.film
-    model_fields.setdefault("action_chunk", 1)
-    model_fields.setdefault("history", 2)
-    model_fields.setdefault("image_size", 128)
+    model = VLAConfig.from_dict(model_fields)
     data = DataConfig(datasets=names, weights=weights, data_dir=args.data_dir, split=args.split,
-                      image_size=model_fields["image_size"], history=model_fields["history"],
-                      action_chunk=model_fields["action_chunk"], augment=args.augment,
-                      shuffle_buffer=args.shuffle_buffer,
-                      seed=args.seed if args.seed is not None else 0)
+                      image_size=model.image_size, history=model.history, action_chunk=model.action_chunk,
+                      wrist_image="wrist_image" in model.cameras, augment=args.augment,
+                      shuffle_buffer=args.shuffle_buffer, seed=args.seed if args.seed is not None else 0)
     train = TrainConfig(**{name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None})
-    return train, VLAConfig.from_dict(model_fields), data
+    return train, model, data
 
 
 def _state_dim(data: DataConfig) -> int:
     """Proprioception size the mixture yields (the datasets' common state size, or DataConfig.state_dim)."""
-    from agent_stack.data.pipeline import Mixture
     return Mixture(data).state_dim
 
 

@@ -117,5 +117,5 @@ class VLAConfig:
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"cannot read VLA config {path}: {error}") from error
         if not isinstance(data, dict):
-            raise ValueError(f"VLA config {path} is not a JSON object")
+            raise ValueError(f"VLA config {path} is not a JSON object")  # noqa: TRY004  (a malformed file)
         return cls.from_dict(data)

@@ -15,8 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agent_stack.checkpoint import (WEIGHTS_FILE, load_weights, read_json, resolve_checkpoint, save_weights,
-                                    write_json)
+from agent_stack.checkpoint import (
+    WEIGHTS_FILE,
+    load_weights,
+    read_json,
+    resolve_checkpoint,
+    save_weights,
+    write_json,
+)
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics
 from agent_stack.vla.configuration_vla import VLAConfig

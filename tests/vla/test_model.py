@@ -12,8 +12,8 @@ from agent_stack.normalization import DatasetStatistics, Statistics
 from agent_stack.vla import VLAConfig, VLAModel, VLAPolicy
 
 SIZE = 32
-TINY = dict(image_size=SIZE, vision_depth=1, hidden_dim=32, depth=2, num_heads=2, tokens_per_camera=2,
-            state_dim=14, dropout=0.0)
+TINY = {"image_size": SIZE, "vision_depth": 1, "hidden_dim": 32, "depth": 2, "num_heads": 2, "tokens_per_camera": 2,
+        "state_dim": 14, "dropout": 0.0}
 
 
 def make_batch(batch=3, history=2, chunk=1, seed=0):
