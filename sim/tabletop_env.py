@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from agent_stack.control.osc import (DifferentialIKController, normalize_quat,
-                                     quat_multiply, rotvec_to_quat)
+from agent_stack.control.osc import DifferentialIKController, apply_ee_delta, normalize_quat
 from sim.kinematics import JacoKinematics, jaco_tracking_config
 from sim.scene import (ARM_JOINT_NAMES, BIN_NAME, BLOCK_NAMES, CAMERA_NAMES, FINGER_BODIES, FINGER_CLOSED,
                        FINGER_JOINT_NAMES, FINGER_OPEN, HAND_BODY, HOME_QPOS, MJCF_CAMERA_NAMES,
@@ -214,13 +213,9 @@ class TabletopEnv:
     def _apply_ee_delta(self, delta: np.ndarray) -> None:
         # The delta moves the previous target, not the measured pose, so small steps add up without the
         # servo's tracking error leaking into every step.
-        cfg = self.config
-        pos, quat = self._target_pose
-        pos = pos + np.clip(delta[:3], -cfg.max_translation, cfg.max_translation)
-        # Keep the target inside the reachable box so a policy cannot wind it up far out of reach.
-        pos = np.clip(pos, WORKSPACE_LOW, WORKSPACE_HIGH)
-        turn = rotvec_to_quat(np.clip(delta[3:6], -cfg.max_rotation, cfg.max_rotation))
-        self.set_ee_target(pos, quat_multiply(turn, quat))  # base-frame rotation: applied on the left
+        # The workspace clip keeps a policy from winding the target up far out of reach.
+        self.set_ee_target(*apply_ee_delta(*self._target_pose, delta, self.config.max_translation,
+                                           self.config.max_rotation, WORKSPACE_LOW, WORKSPACE_HIGH))
 
     def ee_target_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """The end-effector target (position, quaternion w x y z) that the next ee_delta action moves."""

@@ -187,6 +187,18 @@ def rotvec_to_quat(rotvec: np.ndarray) -> np.ndarray:
     return np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * rotvec / angle])
 
 
+def apply_ee_delta(pos: np.ndarray, quat: np.ndarray, delta: np.ndarray, max_translation: float,
+                   max_rotation: float, workspace_low, workspace_high) -> tuple[np.ndarray, np.ndarray]:
+    """The next end-effector target from the previous one and a 6-D delta (the VLA action convention):
+    each translation clipped to +-max_translation and the position kept inside the workspace box; the
+    rotation vector, each component clipped to +-max_rotation, applied on the left (base frame)."""
+    delta = np.asarray(delta, dtype=float)
+    pos = np.clip(np.asarray(pos, dtype=float) + np.clip(delta[:3], -max_translation, max_translation),
+                  workspace_low, workspace_high)
+    turn = rotvec_to_quat(np.clip(delta[3:6], -max_rotation, max_rotation))
+    return pos, quat_multiply(turn, quat)
+
+
 def orientation_error(quat: np.ndarray, target_quat: np.ndarray) -> np.ndarray:
     """World-frame rotation vector that turns `quat` into `target_quat`: log(q* q^-1)."""
     return quat_to_rotvec(quat_multiply(target_quat, quat_conjugate(normalize_quat(quat))))

@@ -124,7 +124,7 @@ class VLAPolicy:
         array = np.asarray(image)
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
             raise ValueError(f"observation[{key!r}] must be uint8 (H, W, 3), got {array.dtype} {array.shape}")
-        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        tensor = torch.tensor(array, device=self.device)  # a copy: camera buffers may be read-only
         if array.shape[:2] != (size, size):
             resized = F.interpolate(tensor.permute(2, 0, 1)[None].float(), size=(size, size), mode="bilinear",
                                     antialias=True, align_corners=False)

@@ -13,11 +13,11 @@ pytest.importorskip("rclpy")
 
 
 class LaunchedGraph:
-    def __init__(self, launch_args: list[str], log_path: Path) -> None:
+    def __init__(self, launch_args: list[str], log_path: Path, launch_file: str = "sim.launch.xml") -> None:
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agent_stack.cli", "launch", "sim.launch.xml", *launch_args],
+            [sys.executable, "-m", "agent_stack.cli", "launch", launch_file, *launch_args],
             stdout=self._log, stderr=subprocess.STDOUT)
 
     def log(self) -> str:
@@ -43,8 +43,8 @@ class LaunchedGraph:
 def launch_graph(ros_domain, tmp_path):
     graphs: list[LaunchedGraph] = []
 
-    def start(*launch_args: str) -> LaunchedGraph:
-        graph = LaunchedGraph(list(launch_args), tmp_path / f"launch{len(graphs)}.log")
+    def start(*launch_args: str, launch_file: str = "sim.launch.xml") -> LaunchedGraph:
+        graph = LaunchedGraph(list(launch_args), tmp_path / f"launch{len(graphs)}.log", launch_file)
         graphs.append(graph)
         return graph
 

@@ -100,3 +100,19 @@ def test_jaco_converges():
     pos, quat = kin.forward(q)
     assert np.linalg.norm(pos - goal_pos) < 0.005
     assert np.linalg.norm(orientation_error(quat, goal_quat)) < 0.05
+
+
+def test_apply_ee_delta_clips_steps_and_workspace_and_turns_in_the_base_frame():
+    from agent_stack.control.osc import apply_ee_delta, quat_multiply, rotvec_to_quat
+
+    quat = rotvec_to_quat(np.array([np.pi, 0.0, 0.0]))  # hand pointing down
+    low, high = np.array([0.25, -0.35, 0.0]), np.array([0.75, 0.35, 0.45])
+    pos, new_quat = apply_ee_delta(np.array([0.5, 0.0, 0.2]), quat, np.array([0.2, -0.01, 0.0, 0, 0, 0.1]),
+                                   0.05, 0.25, low, high)
+    np.testing.assert_allclose(pos, [0.55, -0.01, 0.2])  # dx clipped to 0.05
+    np.testing.assert_allclose(new_quat, quat_multiply(rotvec_to_quat(np.array([0, 0, 0.1])), quat))
+    pos, _ = apply_ee_delta(np.array([0.74, 0.0, 0.01]), quat, np.array([0.05, 0, -0.05, 0, 0, 0]), 0.05, 0.25,
+                            low, high)
+    np.testing.assert_allclose(pos, [0.75, 0.0, 0.0])  # kept inside the workspace box
+    _, turned = apply_ee_delta(np.zeros(3) + 0.5, quat, np.array([0, 0, 0, 0, 0, 3.0]), 0.05, 0.25, low, high)
+    np.testing.assert_allclose(turned, quat_multiply(rotvec_to_quat(np.array([0, 0, 0.25])), quat))
