@@ -125,7 +125,8 @@ class VLANode(Node):
         if joints is None:
             return
         if pending is not None:
-            self._start(pending, joints, now)
+            self._start(pending, joints)
+            now = self.get_clock().now()
         if self.subgoal is None or self.started is None:
             return
         elapsed = (now - self.started).nanoseconds * 1e-9
@@ -157,9 +158,9 @@ class VLANode(Node):
         if out.terminate > self.threshold:
             self._finish("done", elapsed, out.terminate)
 
-    def _start(self, subgoal: str, joints: np.ndarray, now: Time) -> None:
-        self.policy.reset(subgoal)
-        self.subgoal, self.started, self.steps = subgoal, now, 0
+    def _start(self, subgoal: str, joints: np.ndarray) -> None:
+        self.policy.reset(subgoal)  # the first one loads the language encoder, which takes seconds
+        self.subgoal, self.started, self.steps = subgoal, self.get_clock().now(), 0
         self.target = self.kinematics.forward(joints[:len(ARM_JOINT_NAMES)])  # start from where the hand is
         self.get_logger().info(f"subgoal: {subgoal!r}")
 

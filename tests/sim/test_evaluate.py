@@ -8,6 +8,7 @@ for consistency.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 from sim.collect import ATTEMPTS_PER_EPISODE, FAMILY_SEED_SHIFT, CollectPlan, episode_seed, record_episode
-from sim.evaluate import (EVAL_SEED_OFFSET, EvalPlan, default_out, episode_task, eval_seed, main, run_episode)
+from sim.evaluate import EVAL_SEED_OFFSET, EvalPlan, default_out, episode_task, eval_seed, main, run_episode
 from sim.experts import command_to_ee_delta, make_expert
 from sim.tabletop_env import TabletopConfig, TabletopEnv
 from sim.tasks import FAMILIES
@@ -72,7 +73,7 @@ def test_eval_seeds_lie_above_every_seed_collect_accepts():
     largest_plan = EvalPlan(tuple(FAMILIES), 2**FAMILY_SEED_SHIFT, 0, 1, 0)
     ranges = sorted((eval_seed(f, 0, 0), eval_seed(f, 0, largest_plan.episodes - 1)) for f in FAMILIES)
     assert ranges[0][0] >= EVAL_SEED_OFFSET and ranges[-1][1] < 2**64  # fits an unsigned 64-bit integer
-    assert all(high < next_low for (_, high), (next_low, _) in zip(ranges, ranges[1:]))  # families disjoint
+    assert all(high < next_low for (_, high), (next_low, _) in itertools.pairwise(ranges))  # families disjoint
 
 
 def test_eval_plan_refuses_bad_values():
