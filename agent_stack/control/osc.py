@@ -191,12 +191,19 @@ def apply_ee_delta(pos: np.ndarray, quat: np.ndarray, delta: np.ndarray, max_tra
                    max_rotation: float, workspace_low, workspace_high) -> tuple[np.ndarray, np.ndarray]:
     """The next end-effector target from the previous one and a 6-D delta (the VLA action convention):
     each translation clipped to +-max_translation and the position kept inside the workspace box; the
-    rotation vector, each component clipped to +-max_rotation, applied on the left (base frame)."""
-    delta = np.asarray(delta, dtype=float)
+    rotation vector, each component clipped to +-max_rotation, applied on the left (base frame).
+
+    The one integration rule of the stack: `TabletopEnv` (ee_delta mode) and `vla_node` both use it, so a
+    policy acts on the robot exactly as on the data it learned from. Returns (pos (3,), unit quat w x y z).
+    """
+    delta = _finite_vector(delta, None, "ee delta")
+    if delta.size < 6:
+        raise ValueError(f"ee delta needs at least 6 values (dx dy dz droll dpitch dyaw), got {delta.size}")
     pos = np.clip(np.asarray(pos, dtype=float) + np.clip(delta[:3], -max_translation, max_translation),
                   workspace_low, workspace_high)
     turn = rotvec_to_quat(np.clip(delta[3:6], -max_rotation, max_rotation))
-    return pos, quat_multiply(turn, quat)
+    # Renormalised: a target integrated over thousands of steps must not drift off the unit sphere.
+    return pos, normalize_quat(quat_multiply(turn, quat))
 
 
 def orientation_error(quat: np.ndarray, target_quat: np.ndarray) -> np.ndarray:
