@@ -10,6 +10,7 @@ NODES = {
     "controller_node": "ros_nodes.controller_node:main",
     "expert_node": "ros_nodes.expert_node:main",
     "vla_node": "ros_nodes.vla_node:main",
+    "planner_node": "ros_nodes.planner_node:main",
 }
 
 setup(
@@ -17,7 +18,7 @@ setup(
     version="0.1.0",
     description="A three-layer robot agent stack: LLM planner, VLA policy, learned controllers, on ROS 2 and MuJoCo.",
     packages=find_packages(include=["agent_stack*", "sim*", "ros_nodes*"]),
-    package_data={"sim": ["assets/*.xml"]},
+    package_data={"sim": ["assets/*.xml"], "agent_stack.cognition.planner_lm": ["weights/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -45,6 +46,13 @@ setup(
         "timm>=1.0.20",
         "safetensors>=0.4",
         "tensorboard>=2.16",
+        # Cognition: LLM backends (OpenAI-compatible HTTP, local Hugging Face models), PDDL verification.
+        "transformers>=4.45",
+        "tokenizers>=0.20",
+        "openai>=1.40",
+        "jsonschema>=4.20",
+        "unified-planning>=1.1",
+        "up-pyperplan>=1.1",
     ],
     extras_require={
         # rclpy and the standard message packages as PyPI wheels (Kilted). On a ROS 2 install these
@@ -77,6 +85,7 @@ setup(
             "data = agent_stack.data.cli:main",
             "train = agent_stack.train.cli:main",
             "eval = sim.evaluate:main",
+            "plan = agent_stack.cognition.cli:main",
         ],
     },
 )

@@ -1,0 +1,1 @@
+"""Cognition: the LLM planner that turns an instruction into a verified plan of skills (see docs/COGNITION.md)."""
