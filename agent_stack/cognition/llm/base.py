@@ -59,3 +59,15 @@ def messages_of(prompt: str | Messages) -> Messages:
                                                for m in prompt):
         raise TypeError("a prompt is a string or a list of {'role', 'content'} messages")
     return prompt
+
+
+def check_sampling(n: int, temperature: float, top_p: float, max_tokens: int) -> None:
+    """Reject impossible sampling settings at the boundary, so every backend fails the same way."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
