@@ -14,7 +14,7 @@ import time
 
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -34,9 +34,9 @@ class SimNode(Node):
         super().__init__("sim")
         self.declare_parameter("seed", 0)
         self.declare_parameter("task", "")
-        self.declare_parameter("real_time_factor", 1.0)
-        self.declare_parameter("state_rate_hz", 100.0)
-        self.declare_parameter("camera_rate_hz", 10.0)
+        for name, default in (("real_time_factor", 1.0), ("state_rate_hz", 100.0), ("camera_rate_hz", 10.0)):
+            # Dynamic typing: `real_time_factor:=0` (an integer to YAML) must not stop the node.
+            self.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=True))
         self.declare_parameter("cameras", ["front", "wrist"])
         self.declare_parameter("image_width", 128)
         self.declare_parameter("image_height", 128)
@@ -99,7 +99,11 @@ class SimNode(Node):
     # --- parameters and services -------------------------------------------------------------------
 
     def _positive_param(self, name: str, allow_zero: bool = False) -> float:
-        value = float(self.get_parameter(name).value)
+        raw = self.get_parameter(name).value
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter {name} must be a number, got {raw!r}") from None
         if value < 0 or (value == 0 and not allow_zero):
             raise ValueError(f"parameter {name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
         return value
