@@ -8,7 +8,6 @@ import json
 import pytest
 
 from agent_stack.cognition import cli
-from agent_stack.cognition.llm.factory import EMBEDDED_WEIGHTS
 from agent_stack.cognition.plan import Subgoal
 from agent_stack.cognition.planner import Planner, PlannerConfig
 from agent_stack.cognition.safety import SafetyRules
@@ -108,8 +107,6 @@ def test_cli_usage_errors_are_one_line(scripted_cli, capsys) -> None:
 
 
 def test_embedded_planner_plans_the_two_step_stack() -> None:
-    if not (EMBEDDED_WEIGHTS / "config.json").is_file():
-        pytest.skip("embedded planner LM weights absent")
     result = Planner(PlannerConfig()).plan(INSTRUCTION, SCENE)
     assert result.valid, result.reasons
     assert result.plan.subgoals == EXPECTED

@@ -7,20 +7,15 @@ subgoals in order on `subgoal`, see each one succeed in the sim's `task_status` 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 from std_msgs.msg import String
 
-from agent_stack.cognition.llm.factory import EMBEDDED_WEIGHTS
 from ros_nodes import qos
 from tests.conftest import spin_until
 
 INSTRUCTION = "put the red block on the green pad, then the blue one on the red one"
 SUBGOALS = ["put the red block on the green pad", "stack the blue block on the red block"]
 SEED = 1
-WEIGHTS = EMBEDDED_WEIGHTS / "config.json"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_expert_does_both_subgoals_on_the_seeds_layout():
@@ -47,8 +42,6 @@ def test_the_expert_does_both_subgoals_on_the_seeds_layout():
     env.close()
 
 
-@pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"needs the embedded planner LM weights: {WEIGHTS.relative_to(ROOT)} is missing "
-                    "(train them with `agent-stack train planner-lm`)")
 def test_planner_closes_the_loop_on_a_two_step_instruction(launch_graph, probe_node):
     # As fast as possible; the planner's subgoal timeouts are in sim seconds.
     graph = launch_graph(f"seed:={SEED}", "real_time_factor:=0", launch_file="planner_sim.launch.xml")

@@ -67,6 +67,11 @@ def make_node(ros_domain, checkpoint):
 
     def make(**parameters) -> VLANode:
         parameters.setdefault("checkpoint", str(checkpoint))
+        # Inputs count as fresh for a minute unless a test sets the limits (None: the node's default): a
+        # loaded CI machine can take over the default 0.5 s between stamping an input and the policy step.
+        for name in ("max_image_age_s", "max_state_age_s"):
+            if parameters.setdefault(name, 60.0) is None:
+                del parameters[name]
         overrides = [Parameter(name, value=value) for name, value in parameters.items()]
         node = VLANode(context=context, parameter_overrides=overrides)
         nodes.append(node)
@@ -211,7 +216,7 @@ def test_joints_are_matched_by_name_not_order(make_node, monkeypatch):
 
 
 def test_stale_images_and_joint_states_hold_the_policy(make_node, monkeypatch):
-    node = make_node(max_image_age_s=0.5)
+    node = make_node(max_image_age_s=0.5, max_state_age_s=0.5)
     seen = fixed_policy(node, monkeypatch, [0.0] * 7)
     node.on_subgoal(String(data=INSTRUCTION))
     feed(node, image_age=2.0)
@@ -327,7 +332,7 @@ def test_config_file_holds_the_nodes_defaults(make_node):
     import yaml
 
     config = yaml.safe_load((ROOT / "config" / "vla.yaml").read_text())["/**"]["ros__parameters"]
-    node = make_node()
+    node = make_node(max_image_age_s=None, max_state_age_s=None)  # the declared defaults
     for name, value in config.items():
         assert node.has_parameter(name), f"config/vla.yaml sets {name}, which vla_node does not declare"
         default = node.get_parameter(name).value
