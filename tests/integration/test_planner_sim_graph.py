@@ -44,7 +44,8 @@ def test_the_expert_does_both_subgoals_on_the_seeds_layout():
 
 def test_planner_closes_the_loop_on_a_two_step_instruction(launch_graph, probe_node):
     # As fast as possible; the planner's subgoal timeouts are in sim seconds.
-    graph = launch_graph(f"seed:={SEED}", "real_time_factor:=0", launch_file="planner_sim.launch.xml")
+    graph = launch_graph(f"seed:={SEED}", "real_time_factor:=0", "strategy:=chain_of_thought",
+                         launch_file="planner_sim.launch.xml")
     reports: list[dict] = []
     subgoals: list[str] = []
     statuses: list[dict] = []
@@ -70,7 +71,7 @@ def test_planner_closes_the_loop_on_a_two_step_instruction(launch_graph, probe_n
     assert finished, (reports[-1] if reports else None, graph.log()[-6000:])
     final = reports[-1]
     assert final["status"] == "succeeded", (final, graph.log()[-6000:])
-    assert final["instruction"] == INSTRUCTION and final["strategy"] == "self_consistency"
+    assert final["instruction"] == INSTRUCTION and final["strategy"] == "chain_of_thought"
     assert [h["subgoal"] for h in final["history"] if h["outcome"] == "succeeded"] == SUBGOALS
     assert final["calls"] >= 1 and final["latency_s"] > 0
 
