@@ -83,7 +83,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def sim_episodes(planner: Planner, n: int, seed: int, max_steps: int) -> dict:
     """Held-out instructions on the sim's own layouts, executed subgoal by subgoal by the expert."""
-    from sim.experts import command_to_ee_delta, make_expert
+    from sim.experts import run_expert
     from sim.state import scene_state_to_dict
     from sim.tabletop_env import TabletopConfig, TabletopEnv
     from sim.tasks import task_from_instruction
@@ -102,16 +102,7 @@ def sim_episodes(planner: Planner, n: int, seed: int, max_steps: int) -> dict:
             result = planner.plan(instruction, scene)
             subgoals_ok = result.valid
             for subgoal in (result.plan.subgoals if result.valid else ()):
-                task = task_from_instruction(subgoal.instruction)
-                env.set_task(task)
-                expert, done = make_expert(task), False
-                for _ in range(max_steps):
-                    state = env.scene_state()
-                    action = command_to_ee_delta(state, expert.act(state), env.config.max_translation,
-                                                 env.config.max_rotation, env.ee_target_pose())
-                    _, _, done, _, _ = env.step(action)
-                    if done:
-                        break
+                done = run_expert(env, task_from_instruction(subgoal.instruction), max_steps)["success"]
                 subgoals_ok = subgoals_ok and done
             final = scene_from_state(scene_state_to_dict(env.scene_state()))
             goal = run(scene, list(reference))

@@ -403,17 +403,23 @@ def command_to_ee_delta(state: SceneState, command: ExpertCommand, max_translati
 
 def rollout_expert(env, task: Task, seed: int, max_steps: int | None = None) -> dict:
     """One episode of the expert driving `env` (ee_delta mode) through `step`; success, steps, sim seconds."""
-    if env.config.control_mode != "ee_delta":
-        raise ValueError(f"rollout_expert needs control_mode='ee_delta', env has {env.config.control_mode!r}")
-    max_steps = max_steps or env.config.max_episode_steps
     env.reset(seed=seed, task=task)
+    return run_expert(env, task, max_steps)
+
+
+def run_expert(env, task: Task, max_steps: int | None = None) -> dict:
+    """The expert carries out `task` from the env's current scene (no reset: a plan's subgoals run one
+    after another on one scene); success, steps, sim seconds."""
+    if env.config.control_mode != "ee_delta":
+        raise ValueError(f"the expert needs control_mode='ee_delta', env has {env.config.control_mode!r}")
+    max_steps = max_steps or env.config.max_episode_steps
+    env.set_task(task)
     expert, start, success, steps = make_expert(task), env.sim_time, False, 0
     for steps in range(1, max_steps + 1):
         state = env.scene_state()
         action = command_to_ee_delta(state, expert.act(state), env.config.max_translation,
                                      env.config.max_rotation, env.ee_target_pose())
-        _, _, success, truncated, _ = env.step(action)
-        if success or truncated:
+        _, _, success, _, _ = env.step(action)  # the env's episode limit counts from reset: not used here
+        if success:
             break
     return {"success": bool(success), "steps": steps, "sim_seconds": round(env.sim_time - start, 3)}
-

@@ -21,24 +21,15 @@ SEED = 1
 def test_the_expert_does_both_subgoals_on_the_seeds_layout():
     """The sim side alone, in-process: the expert runs the two subgoals one after the other on one scene,
     as the graph will (the sim keeps its scene when its task changes)."""
-    from sim.experts import command_to_ee_delta, make_expert
+    from sim.experts import run_expert
     from sim.tabletop_env import TabletopConfig, TabletopEnv
     from sim.tasks import task_from_instruction
 
     env = TabletopEnv(TabletopConfig(render=False))
     env.reset(seed=SEED)
     for instruction in SUBGOALS:
-        task = task_from_instruction(instruction)
-        env.set_task(task)
-        expert, success = make_expert(task), False
-        for _ in range(400):
-            state = env.scene_state()
-            action = command_to_ee_delta(state, expert.act(state), env.config.max_translation,
-                                         env.config.max_rotation, env.ee_target_pose())
-            _, _, success, _, _ = env.step(action)
-            if success:
-                break
-        assert success, f"the expert did not manage {instruction!r} on seed {SEED}"
+        result = run_expert(env, task_from_instruction(instruction), max_steps=400)
+        assert result["success"], f"the expert did not manage {instruction!r} on seed {SEED}"
     env.close()
 
 
