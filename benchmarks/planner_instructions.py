@@ -133,12 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     llm = make_llm(args.backend)
     examples = make_corpus("heldout", args.instructions, args.seed)
     results = {}
+    summary = {"backend": args.backend, "instructions": args.instructions, "seed": args.seed,
+               "machine": platform.platform(), "results": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in [s for s in args.strategies.split(",") if s]:
         planner = Planner(PlannerConfig(backend=args.backend, strategy=name, seed=args.seed,
                                         **STRATEGIES[name]), llm=llm)
         started = time.perf_counter()
         results[name] = symbolic(planner, examples)
         results[name]["wall_s"] = round(time.perf_counter() - started, 1)
+        args.out.write_text(json.dumps(summary, indent=1))  # each strategy's results as soon as they exist
+        print(f"{name}: valid {results[name]['valid']:.3f} success {results[name]['success']:.3f} "
+              f"in {results[name]['wall_s']} s", flush=True)
     if args.sim_episodes:
         planner = Planner(PlannerConfig(backend=args.backend, strategy=args.sim_strategy, seed=args.seed,
                                         **STRATEGIES[args.sim_strategy]), llm=llm)
@@ -153,9 +159,6 @@ def main(argv: list[str] | None = None) -> int:
                       f"{100 * r['exact']:.1f}", f"{r['calls_mean']:.1f}", f"{r['tokens_mean']:.0f}",
                       f"{r['latency_p50_s']:.2f}", f"{r['latency_p95_s']:.2f}")
     Console().print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"backend": args.backend, "instructions": args.instructions, "seed": args.seed,
-               "machine": platform.platform(), "results": results}
     args.out.write_text(json.dumps(summary, indent=1))
     print(f"wrote {args.out}")
     return 0
