@@ -102,7 +102,10 @@ def sim_episodes(planner: Planner, n: int, seed: int, max_steps: int) -> dict:
             result = planner.plan(instruction, scene)
             subgoals_ok = result.valid
             for subgoal in (result.plan.subgoals if result.valid else ()):
-                done = run_expert(env, task_from_instruction(subgoal.instruction), max_steps)["success"]
+                try:
+                    done = run_expert(env, task_from_instruction(subgoal.instruction), max_steps)["success"]
+                except RuntimeError:  # the expert cannot act here (e.g. no free spot): the subgoal fails
+                    done = False
                 subgoals_ok = subgoals_ok and done
             final = scene_from_state(scene_state_to_dict(env.scene_state()))
             goal = run(scene, list(reference))
