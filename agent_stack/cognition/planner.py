@@ -19,6 +19,7 @@ from agent_stack.cognition.plan import Plan
 from agent_stack.cognition.safety import SafetyRules
 from agent_stack.cognition.scene import SymbolicScene
 from agent_stack.cognition.strategies import STRATEGIES, Budget, Strategy, make_strategy, option_names
+from agent_stack.configs import config_from_dict
 
 STRATEGY_OPTIONS = ("samples", "temperature", "top_p", "beam", "branching", "depth", "retries", "search",
                     "value", "vote")
@@ -101,11 +102,7 @@ class PlannerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PlannerConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown PlannerConfig fields {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from agent_stack.cognition.plan import Subgoal
 from agent_stack.cognition.scene import SymbolicScene
 from agent_stack.cognition.skills import COLORS, SKILLS
+from agent_stack.configs import config_from_dict
 
 LOG = logging.getLogger(__name__)
 
@@ -153,8 +154,4 @@ class SafetyRules:
 
     @classmethod
     def from_dict(cls, data: dict) -> SafetyRules:
-        known = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown SafetyRules fields {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return config_from_dict(cls, data)

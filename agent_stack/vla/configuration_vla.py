@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from agent_stack.configs import config_from_dict
 from agent_stack.language import EMBEDDING_DIM
 from agent_stack.normalization import ACTION_DIM
 
@@ -101,11 +102,7 @@ class VLAConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> VLAConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown VLAConfig fields {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
