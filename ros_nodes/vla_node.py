@@ -34,20 +34,14 @@ from agent_stack.control.osc import apply_ee_delta
 from agent_stack.vla import VLAPolicy
 from ros_nodes import conversions, qos
 from ros_nodes.node_main import StartupError, run_node
-from sim.kinematics import JacoKinematics
-from sim.scene import ARM_JOINT_NAMES, FINGER_CLOSED, FINGER_JOINT_NAMES, FINGER_OPEN, HOME_QPOS
+from sim.kinematics import JacoKinematics, proprioception
+from sim.scene import ARM_JOINT_NAMES, FINGER_JOINT_NAMES, FINGER_OPEN, HOME_QPOS
 from sim.state import WORKSPACE_HIGH, WORKSPACE_LOW
 from sim.tabletop_env import TabletopConfig
 
 CAMERA_PARAMETERS = {"image": "front_camera_topic", "wrist_image": "wrist_camera_topic"}
 """Policy observation key ("image" = front camera, as `agent-stack collect` records it) -> topic parameter."""
 WARN_EVERY_S = 5.0
-
-
-def gripper_opening(finger_positions: np.ndarray) -> float:
-    """Opening 0 closed … 1 open of the Jaco's finger joints, as `TabletopEnv.gripper_opening` measures it."""
-    closed = (float(np.mean(finger_positions)) - FINGER_OPEN) / (FINGER_CLOSED - FINGER_OPEN)
-    return float(np.clip(1.0 - closed, 0.0, 1.0))
 
 
 class VLANode(Node):
@@ -288,9 +282,7 @@ class VLANode(Node):
 
     def _state(self, joints: np.ndarray) -> np.ndarray:
         """The tabletop data's 14-D proprioception: TCP pos, quat w x y z, gripper opening, arm joints."""
-        arm = joints[:len(ARM_JOINT_NAMES)]
-        pos, quat = self.kinematics.forward(arm)
-        return np.concatenate([pos, quat, [gripper_opening(joints[len(ARM_JOINT_NAMES):])], arm])
+        return proprioception(self.kinematics, joints[:len(ARM_JOINT_NAMES)], joints[len(ARM_JOINT_NAMES):])
 
 
 def main(args: list[str] | None = None) -> None:

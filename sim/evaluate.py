@@ -2,13 +2,14 @@
 
     agent-stack eval vla --checkpoint runs/vla --tasks pick_up,place_on_pad --episodes 50
     agent-stack eval vla --checkpoint runs/vla/checkpoints/step_00020000 --tasks all --episodes 20 --videos 0
+    agent-stack eval control --algo diffusion --checkpoint runs/dp --tasks pick_up,push_left --episodes 50
 
 Each episode resets the env with an evaluation seed, draws the task and its phrasing from that seed exactly
 as `agent-stack collect` does, and lets the policy act on every observation (one 7-D end-effector delta
 action per env step, at the rate of its training demos) until the task succeeds or --max-steps pass. The
 loop (`run_episode`, `run_evaluation`) only needs an object with `reset(instruction)` and
-`act(observation) -> (7,) action` (`ClosedLoopPolicy`); `eval vla` adapts `VLAPolicy` to it, so another
-subcommand can evaluate another kind of policy with the same loop.
+`act(observation) -> (7,) action` (`ClosedLoopPolicy`): `eval vla` adapts `VLAPolicy` to it and
+`eval control --algo diffusion` runs `DiffusionPolicy` (which has that shape) with the same loop.
 
 Held-out seeds. Collect's seeds are `crc32(family) * 2**31 + s` with s = --seed + 10 * slot + try below
 2**31 (CollectPlan refuses more), hence all below 2**63. Evaluation seeds are
@@ -285,6 +286,57 @@ def evaluate(make_env: Callable[[], TabletopEnv], policy: ClosedLoopPolicy, plan
     return summary
 
 
+# --- reaching: end-effector targets for a controller ---------------------------------------------------
+
+REACH_LOW, REACH_HIGH = (0.35, -0.2, 0.08), (0.65, 0.2, 0.3)
+"""Box the reach targets are drawn from: inside the workspace, clear of the blocks on the table."""
+
+
+class TargetTracker(Protocol):
+    """What a reach episode drives: a controller that moves the end effector toward a position."""
+
+    def reset(self) -> None: ...
+
+    def set_target(self, position: np.ndarray) -> None: ...
+
+    def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(7,) ee_delta action, as `ClosedLoopPolicy.act`."""
+
+
+@dataclass
+class ReachResult:
+    seed: int
+    target: list[float]
+    success: bool
+    """Within `tolerance` of the target at some step."""
+    steps: int
+    """Steps until success, or the step limit."""
+    final_distance: float
+    """Metres from the target after the last step."""
+
+
+def reach_seed(base_seed: int, episode: int) -> int:
+    """Reach episodes use the evaluation range too, so no layout is one `collect` recorded."""
+    return eval_seed("reach", base_seed, episode)
+
+
+def run_reach(env: TabletopEnv, policy: TargetTracker, seed: int, max_steps: int = 60,
+              tolerance: float = 0.02) -> ReachResult:
+    """One episode: a seeded layout and a target drawn in the reach box; the policy acts until the hand is
+    within `tolerance` of the target or `max_steps` pass. The block task is irrelevant and ignored."""
+    target = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]).uniform(REACH_LOW, REACH_HIGH)
+    observation, _ = env.reset(seed=seed)
+    policy.reset()
+    policy.set_target(target)
+    distance = float(np.linalg.norm(observation["ee_pos"] - target))
+    for step in range(1, max_steps + 1):
+        observation, *_ = env.step(np.asarray(policy.act({"state": observation["state"]}), np.float32))
+        distance = float(np.linalg.norm(observation["ee_pos"] - target))
+        if distance < tolerance:
+            return ReachResult(seed, target.tolist(), True, step, distance)
+    return ReachResult(seed, target.tolist(), False, max_steps, distance)
+
+
 # --- eval vla ----------------------------------------------------------------------------------------------
 
 class VLAActor:
@@ -319,17 +371,20 @@ def check_device(name: str) -> str:
     return name
 
 
-def load_vla(checkpoint: Path, device: str) -> tuple[Path, VLAPolicy]:
-    """The checkpoint directory and its policy, or ValueError naming what is wrong (no traceback for the
-    user)."""
+def load_policy(kind: str, checkpoint: Path, device: str):
+    """The checkpoint directory and its policy (`VLAPolicy` or `DiffusionPolicy`), or ValueError naming
+    what is wrong (no traceback for the user)."""
     from agent_stack.checkpoint import resolve_checkpoint
-    from agent_stack.vla import VLAPolicy
 
+    if kind == "vla":
+        from agent_stack.vla import VLAPolicy as policy_class
+    else:
+        from agent_stack.control.diffusion import DiffusionPolicy as policy_class
     try:
         directory = resolve_checkpoint(checkpoint)
-        policy = VLAPolicy.from_pretrained(directory, device=device)
+        policy = policy_class.from_pretrained(directory, device=device)
     except (FileNotFoundError, ValueError) as error:
-        raise ValueError(f"cannot load a VLA checkpoint from {checkpoint}: {error}") from error
+        raise ValueError(f"cannot load a {kind} checkpoint from {checkpoint}: {error}") from error
     dataset = policy.metadata.get("dataset")
     if dataset is not None and dataset != TABLETOP_DATASET:
         raise ValueError(f"{directory} acts in the action space of {dataset!r}; the tabletop sim needs a "
@@ -337,11 +392,13 @@ def load_vla(checkpoint: Path, device: str) -> tuple[Path, VLAPolicy]:
     return directory, policy
 
 
-def evaluate_vla(args: argparse.Namespace, plan: EvalPlan) -> int:
+def evaluate_checkpoint(args: argparse.Namespace, plan: EvalPlan) -> int:
+    """`eval vla` and `eval control --algo diffusion`: load, build the env at the policy's rate, run."""
+    kind = "vla" if args.policy == "vla" else args.algo
     if args.image_size is not None and args.image_size < 1:
         return fail(f"--image-size must be at least 1, got {args.image_size}")
     try:
-        directory, policy = load_vla(args.checkpoint.expanduser(), check_device(args.device))
+        directory, policy = load_policy(kind, args.checkpoint.expanduser(), check_device(args.device))
     except ValueError as error:
         return fail(str(error))
     image_size = args.image_size or policy.config.image_size
@@ -350,11 +407,12 @@ def evaluate_vla(args: argparse.Namespace, plan: EvalPlan) -> int:
                                 policy_hz=policy_hz, max_episode_steps=plan.max_steps)
     step = policy.metadata.get("step")
     out = (args.out or default_out(args.checkpoint.expanduser(), step)).expanduser()
-    description = {"policy": "vla", "checkpoint": str(directory.resolve()), "step": step,
-                  "dataset": policy.metadata.get("dataset"), "device": args.device, "image_size": image_size,
-                  "policy_hz": policy_hz}
-    evaluate(lambda: TabletopEnv(env_config), VLAActor(policy), plan, out, policy_hz, description,
-             title=f"VLA {directory.name}: success over {plan.episodes} episodes per family")
+    description = {"policy": kind, "checkpoint": str(directory.resolve()), "step": step,
+                   "dataset": policy.metadata.get("dataset"), "device": args.device, "image_size": image_size,
+                   "policy_hz": policy_hz}
+    actor = VLAActor(policy) if kind == "vla" else policy
+    evaluate(lambda: TabletopEnv(env_config), actor, plan, out, policy_hz, description,
+             title=f"{kind} {directory.name}: success over {plan.episodes} episodes per family")
     return 0
 
 
@@ -375,15 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="agent-stack eval",
                                      description="Evaluate a trained policy closed loop in the tabletop sim.")
-    commands = parser.add_subparsers(dest="policy", required=True, metavar="{vla}")
-    vla = commands.add_parser("vla", parents=[common], help="a VLA checkpoint from `agent-stack train vla`",
-                              description="Roll a VLA checkpoint out in the tabletop sim (ee_delta actions).")
-    vla.add_argument("--checkpoint", type=Path, required=True,
-                     help="checkpoint directory, or a training run directory (its latest checkpoint)")
-    vla.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    vla.add_argument("--image-size", type=int, default=None,
-                     help="side of the rendered camera images, pixels (default: the policy's input size)")
-    vla.set_defaults(run=evaluate_vla)
+    common.add_argument("--checkpoint", type=Path, required=True,
+                        help="checkpoint directory, or a training run directory (its latest checkpoint)")
+    common.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    common.add_argument("--image-size", type=int, default=None,
+                        help="side of the rendered camera images, pixels (default: the policy's input size)")
+    commands = parser.add_subparsers(dest="policy", required=True, metavar="{vla,control}")
+    commands.add_parser("vla", parents=[common], help="a VLA checkpoint from `agent-stack train vla`",
+                        description="Roll a VLA checkpoint out in the tabletop sim (ee_delta actions).")
+    control = commands.add_parser(
+        "control", parents=[common], help="a learned controller from `agent-stack train control`",
+        description="Roll a learned controller's checkpoint out in the tabletop sim (ee_delta actions).")
+    control.add_argument("--algo", choices=("diffusion",), required=True)
+    parser.set_defaults(run=evaluate_checkpoint)
     return parser
 
 

@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 
 from agent_stack.control.osc import DifferentialIKConfig
-from sim.scene import ARM_JOINT_NAMES, MJCF_JOINT_NAMES, TCP_SITE, compile_scene
+from sim.scene import ARM_JOINT_NAMES, MJCF_JOINT_NAMES, TCP_SITE, compile_scene, gripper_opening
 
 
 class MujocoArmKinematics:
@@ -99,3 +99,10 @@ def jaco_tracking_config(kinematics: JacoKinematics, **overrides) -> Differentia
                     joint_lower=tuple(lower), joint_upper=tuple(upper))
     settings.update(overrides)
     return DifferentialIKConfig(**settings)
+
+
+def proprioception(kinematics: JacoKinematics, arm: np.ndarray, fingers: np.ndarray) -> np.ndarray:
+    """The tabletop data's 14-D state from joint positions, as a robot node computes it: TCP position and
+    quaternion w x y z (forward kinematics), gripper opening, arm joints (`TabletopEnv`'s STATE_KEYS)."""
+    pos, quat = kinematics.forward(arm)
+    return np.concatenate([pos, quat, [gripper_opening(fingers)], arm])

@@ -49,6 +49,13 @@ FINGER_OPEN = 0.45
 still clear a 5 cm block by about 2.5 cm each side, and stay ~1.3 cm further from neighbouring objects."""
 FINGER_CLOSED = 1.35
 """Finger joint angle (rad) fully closed: the joint's upper limit."""
+
+
+def gripper_opening(finger_positions) -> float:
+    """Opening 0 (closed) … 1 (open) from the finger joint angles (rad), as the observation reports it."""
+    closed = (float(np.mean(finger_positions)) - FINGER_OPEN) / (FINGER_CLOSED - FINGER_OPEN)
+    return float(np.clip(1.0 - closed, 0.0, 1.0))
+
 TOP_DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])
 """TCP orientation (w x y z) pointing straight down, fingers closing along world x."""
 HOME_QPOS = np.array([3.0091, 3.6416, 1.6029, -0.3630, 1.2994, -2.0663])

@@ -25,7 +25,7 @@ import numpy as np
 from agent_stack.control.osc import DifferentialIKController, apply_ee_delta, normalize_quat
 from sim.kinematics import JacoKinematics, jaco_tracking_config
 from sim.scene import (ARM_JOINT_NAMES, BIN_NAME, BLOCK_NAMES, CAMERA_NAMES, FINGER_BODIES, FINGER_CLOSED,
-                       FINGER_JOINT_NAMES, FINGER_OPEN, HAND_BODY, HOME_QPOS, MJCF_CAMERA_NAMES,
+                       FINGER_JOINT_NAMES, FINGER_OPEN, HAND_BODY, HOME_QPOS, MJCF_CAMERA_NAMES, gripper_opening,
                        MJCF_JOINT_NAMES, PAD_NAMES, TCP_SITE, SceneConfig, bin_half_size, compile_scene,
                        object_kind, sample_layout, yaw_to_quat)
 from sim.state import (BLOCK_HALF_SIZE, PAD_HALF_SIZE, TABLE_HEIGHT, WORKSPACE_HIGH, WORKSPACE_LOW,
@@ -291,8 +291,7 @@ class TabletopEnv:
         return self.data.site_xpos[self._tcp].copy(), quat
 
     def gripper_opening(self) -> float:
-        closed = (self.data.qpos[self._qpos_adr[6:]].mean() - FINGER_OPEN) / (FINGER_CLOSED - FINGER_OPEN)
-        return float(np.clip(1.0 - closed, 0.0, 1.0))
+        return gripper_opening(self.data.qpos[self._qpos_adr[6:]])
 
     def scene_state(self) -> SceneState:
         pos, quat = self.ee_pose()

@@ -8,6 +8,7 @@ from importlib import import_module
 TRAINERS = {
     "vla": "agent_stack.train.train_vla",
     "planner-lm": "agent_stack.train.train_planner_lm",
+    "control": "agent_stack.train.train_control",
 }
 
 

@@ -52,6 +52,9 @@ class TrainConfig:
     """Tabletop training examples (PDDL examples come on top, `pddl_fraction` of the mixture)."""
     pddl_fraction: float = 0.2
     """Share of PDDL Blocksworld examples in the mixture, when `cognition.pddl.corpus` exists."""
+    word_dropout: float = 0.0
+    """Chance that each instruction word becomes <unk> in a training batch: a user's unseen words then read
+    as context the model has learned to plan around, not as noise it never saw."""
     heldout_size: int = 300
     """Held-out examples (unseen phrasings) decoded for the exact-plan accuracy at the end; 0 skips it."""
     time_limit_s: float | None = None
@@ -72,8 +75,9 @@ class TrainConfig:
                              "grad_clip > 0")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ValueError(f"TrainConfig.time_limit_s must be > 0, got {self.time_limit_s}")
-        if not 0 <= self.pddl_fraction < 1 or self.heldout_size < 0:
-            raise ValueError("TrainConfig needs 0 <= pddl_fraction < 1 and heldout_size >= 0")
+        if not 0 <= self.pddl_fraction < 1 or self.heldout_size < 0 or not 0 <= self.word_dropout < 1:
+            raise ValueError("TrainConfig needs 0 <= pddl_fraction < 1, 0 <= word_dropout < 1 and "
+                             "heldout_size >= 0")
 
 
 def lr_multiplier(train: TrainConfig, step: int, elapsed_s: float) -> float:
@@ -111,35 +115,57 @@ def corpus_texts(examples: list[Example]) -> list[str]:
            [e.completion for e in examples]
 
 
-def encode(tokenizer, examples: list[Example]) -> list[tuple[list[int], int]]:
-    """(token ids of prompt + completion + eos, prompt length) per example."""
+@dataclasses.dataclass(frozen=True)
+class EncodedExample:
+    tokens: list[int]
+    """prompt + completion + eos"""
+    prompt_length: int
+    instruction_start: int
+    """Index of the instruction's first token; the instruction runs to the end of the prompt."""
+
+
+INSTRUCTION_LABEL = "Instruction:"
+
+
+def encode(tokenizer, examples: list[Example]) -> list[EncodedExample]:
     encoded = []
     for example in examples:
-        prompt = tokenizer(prompt_text(tokenizer, example), add_special_tokens=False)["input_ids"]
+        text = prompt_text(tokenizer, example)
+        prompt = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        label = text.rfind(INSTRUCTION_LABEL)  # PDDL prompts have none: nothing is dropped there
+        label_end = len(text) if label < 0 else label + len(INSTRUCTION_LABEL)
+        instruction_start = next((i for i, (start, _) in enumerate(prompt["offset_mapping"]) if start >= label_end),
+                                 len(prompt["input_ids"]))
         completion = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
-        encoded.append((prompt + completion + [tokenizer.eos_token_id], len(prompt)))
+        encoded.append(EncodedExample(prompt["input_ids"] + completion + [tokenizer.eos_token_id],
+                                      len(prompt["input_ids"]), instruction_start))
     return encoded
 
 
-def batches(encoded: list[tuple[list[int], int]], batch_size: int, pad_id: int, rng: random.Random):
+def batches(encoded: list[EncodedExample], batch_size: int, pad_id: int, rng: random.Random, *,
+            unk_id: int, word_dropout: float = 0.0):
     """Endless batches of similar length (shuffled chunks sorted by length, so little padding), with
-    labels -100 on the prompt and the padding: the loss is on the completion only."""
+    labels -100 on the prompt and the padding: the loss is on the completion only. With `word_dropout`,
+    instruction tokens (not the trailing newline) become `unk_id` at that rate, drawn anew each epoch."""
     while True:
         order = list(range(len(encoded)))
         rng.shuffle(order)
         chunk = batch_size * 50
         groups = []
         for start in range(0, len(order), chunk):
-            part = sorted(order[start:start + chunk], key=lambda i: len(encoded[i][0]))
+            part = sorted(order[start:start + chunk], key=lambda i: len(encoded[i].tokens))
             groups += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
         rng.shuffle(groups)
         for group in groups:
-            width = max(len(encoded[i][0]) for i in group)
+            width = max(len(encoded[i].tokens) for i in group)
             ids = torch.full((len(group), width), pad_id)
             labels = torch.full((len(group), width), -100)
             mask = torch.zeros((len(group), width), dtype=torch.long)
             for row, i in enumerate(group):
-                tokens, prompt_len = encoded[i]
+                tokens, prompt_len = list(encoded[i].tokens), encoded[i].prompt_length
+                for position in range(encoded[i].instruction_start, prompt_len - 1):
+                    if word_dropout and rng.random() < word_dropout:
+                        tokens[position] = unk_id
                 ids[row, :len(tokens)] = torch.tensor(tokens)
                 labels[row, prompt_len:len(tokens)] = torch.tensor(tokens[prompt_len:])
                 mask[row, :len(tokens)] = 1
@@ -226,7 +252,8 @@ def train_planner_lm(train: TrainConfig, model_config: PlannerLMConfig, out: Pat
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(logdir or out.parent / f"{out.name}_tensorboard"))
-    stream = batches(encoded, train.batch_size, tokenizer.pad_token_id, random.Random(train.seed))
+    stream = batches(encoded, train.batch_size, tokenizer.pad_token_id, random.Random(train.seed),
+                     unk_id=tokenizer.unk_token_id, word_dropout=train.word_dropout)
     corpus_s = time.monotonic() - started
     losses: list[float] = []
     model.train()
@@ -259,8 +286,8 @@ def train_planner_lm(train: TrainConfig, model_config: PlannerLMConfig, out: Pat
         "model": {"architecture": "LlamaForCausalLM", **dataclasses.asdict(model_config),
                   "parameters": sum(p.numel() for p in model.parameters()), "vocab_size": len(tokenizer)},
         "corpus": {"examples": len(examples), "by_kind": dict(Counter(e.kind for e in examples)),
-                   "completion_tokens": sum(len(t) - p for t, p in encoded),
-                   "tokens": sum(len(t) for t, _ in encoded),
+                   "completion_tokens": sum(len(e.tokens) - e.prompt_length for e in encoded),
+                   "tokens": sum(len(e.tokens) for e in encoded),
                    "pddl_blocksworld": any(e.kind == "pddl" for e in examples)},
         "train": {**dataclasses.asdict(train), "steps_done": step, "initial_loss": round(losses[0], 4),
                   "final_loss": round(sum(losses[-train.log_every:]) / len(losses[-train.log_every:]), 4),
@@ -319,8 +346,8 @@ MODEL_FLAGS = {"hidden_size": int, "num_layers": int, "num_heads": int, "interme
                "max_length": int, "dtype": str}
 TRAIN_FLAGS = {"steps": int, "batch_size": int, "lr": float, "weight_decay": float, "warmup_steps": int,
                "min_lr_ratio": float, "grad_clip": float, "corpus_size": int, "pddl_fraction": float,
-               "heldout_size": int, "time_limit_s": float, "init_from": str, "log_every": int, "threads": int,
-               "seed": int}
+               "word_dropout": float, "heldout_size": int, "time_limit_s": float, "init_from": str,
+               "log_every": int, "threads": int, "seed": int}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,227 +5,40 @@
     torchrun --nproc_per_node 2 -m agent_stack.train.train_vla --data ... --out runs/vla      (DDP)
     agent-stack train vla --out runs/vla --resume                                              (continue)
 
-AdamW with linear warmup and cosine decay, gradient clipping and accumulation, optional EMA of the
-weights, bf16 autocast on GPU. Checkpoints (`<out>/checkpoints/step_N/`) hold the policy (loadable with
-`VLAPolicy.from_pretrained`) and the training state; `--resume` restores step, optimiser, scheduler,
-RNG and the data position, so the resumed run computes exactly what the uninterrupted run would have.
+The loop is `agent_stack.train.offline` (AdamW, warmup + cosine, clipping, accumulation, EMA, bf16 on
+GPU, DDP, exact `--resume`). Checkpoints (`<out>/checkpoints/step_N/`) hold the policy (loadable with
+`VLAPolicy.from_pretrained`) and the training state.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from pathlib import Path
 
-import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.tensorboard import SummaryWriter
-
 import agent_stack.data  # noqa: F401  (loads TensorFlow isolated: see agent_stack/native_libraries.py)
-from agent_stack.checkpoint import (
-    CHECKPOINTS_DIR,
-    WEIGHTS_FILE,
-    latest_checkpoint,
-    load_weights,
-    read_json,
-    step_dir_name,
-    write_directory_atomically,
-    write_json,
-)
-from agent_stack.data.pipeline import DataConfig, Mixture, parse_mixture
-from agent_stack.data.standardize import dataset_entry
-from agent_stack.data.torch_dataset import RLDSWindowDataset, make_dataloader
-from agent_stack.train.distributed import DistributedContext, setup_distributed, teardown_distributed
-from agent_stack.train.state import (
-    gather_parameter_digests,
-    gather_rng_states,
-    load_training_state,
-    save_training_state,
+from agent_stack.data.pipeline import DataConfig, Mixture
+from agent_stack.train.distributed import DistributedContext
+from agent_stack.train.offline import (
+    TrainConfig,
+    add_run_arguments,
+    data_mixture,
+    run,
+    train_config_from_args,
+    train_offline,
 )
 from agent_stack.vla.configuration_vla import VLAConfig
 from agent_stack.vla.modeling_vla import VLAModel
 from agent_stack.vla.policy import save_pretrained
 
-RUN_CONFIG = "run_config.json"
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    steps: int = 20_000
-    """Optimiser steps."""
-    batch_size: int = 64
-    """Samples per optimiser step and process (split over `grad_accumulation` micro-batches)."""
-    grad_accumulation: int = 1
-    lr: float = 3e-4
-    weight_decay: float = 0.05
-    warmup_steps: int = 500
-    min_lr_ratio: float = 0.1
-    """The cosine decays to lr * min_lr_ratio."""
-    grad_clip: float = 1.0
-    ema_decay: float | None = None
-    """EMA of the weights (e.g. 0.999); the checkpoint's policy weights are then the EMA ones."""
-    save_every: int = 1000
-    log_every: int = 50
-    num_workers: int = 0
-    """DataLoader workers (spawned); 0 lets tf.data decode in this process's threads."""
-    device: str = "auto"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accumulation", "save_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.batch_size % self.grad_accumulation:
-            raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accumulation "
-                             f"{self.grad_accumulation}")
-        if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1 or self.grad_clip <= 0:
-            raise ValueError("TrainConfig needs lr > 0, warmup_steps >= 0, 0 <= min_lr_ratio <= 1, grad_clip > 0")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError(f"TrainConfig.ema_decay must be in (0, 1), got {self.ema_decay}")
-        if self.num_workers < 0:
-            raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
-
-    @property
-    def micro_batch_size(self) -> int:
-        return self.batch_size // self.grad_accumulation
-
-
-def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
-    """LR multiplier: linear warmup, then cosine from 1 down to min_ratio at the last step."""
-    def multiplier(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return multiplier
-
-
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases, norms and learned embeddings (tensors with fewer than 2 dims)."""
-    decay, no_decay = [], []
-    for parameter in model.parameters():
-        if parameter.requires_grad:
-            (decay if parameter.ndim >= 2 and parameter.shape[0] > 1 else no_decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def to_device(batch, device: torch.device):
-    if isinstance(batch, dict):
-        return {key: to_device(value, device) for key, value in batch.items() if key != "instruction"}
-    return batch.to(device, non_blocking=True)
-
 
 def train_vla(train: TrainConfig, model_config: VLAConfig, data: DataConfig, out: Path, *,
               context: DistributedContext, resume: bool = False, progress: bool = True) -> Path:
     """Train; returns the directory of the last checkpoint."""
-    out = Path(out)
-    torch.manual_seed(train.seed + context.rank)
-    checkpoint = latest_checkpoint(out) if resume else None
-    batches_taken = 0
-    if checkpoint is not None:
-        batches_taken = read_json(checkpoint / "training_state.json")["batches_taken"]
-    dataset = RLDSWindowDataset(data, train=True, batch_size=train.micro_batch_size, embed_language=True,
-                                rank=context.rank, world_size=context.world_size, skip=batches_taken)
-    policy_dataset = dataset.dataset_names[0]  # the policy acts in the first dataset's action space
-    statistics = dataset.statistics[policy_dataset]
-    metadata = {"dataset": policy_dataset, "control_hz": dataset_entry(policy_dataset).control_hz,
-                "data": dataclasses.asdict(data), "train": dataclasses.asdict(train)}
-
-    # Creating the loader's iterator draws from torch's RNG: do it before the RNG state is restored.
-    batches = iter(make_dataloader(dataset, num_workers=train.num_workers))
-    model = VLAModel(model_config).to(context.device)
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(train.ema_decay))
-           if train.ema_decay is not None else None)
-    optimizer = torch.optim.AdamW(parameter_groups(model, train.weight_decay), lr=train.lr, betas=(0.9, 0.95))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(train.warmup_steps, train.steps, train.min_lr_ratio))
-    start = 0
-    if checkpoint is not None:
-        state = load_training_state(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler,
-                                    rank=context.rank, world_size=context.world_size)
-        if ema is not None:  # the policy weights of the checkpoint are the EMA ones
-            load_weights(ema.module, checkpoint / WEIGHTS_FILE)
-            ema.n_averaged.fill_(state["step"])
-        start = state["step"]
-    trained = DistributedDataParallel(model) if context.distributed else model
-
-    writer = SummaryWriter(str(out / "tensorboard"), purge_step=start) if context.is_main else None
-    autocast = torch.autocast(device_type=context.device.type, dtype=torch.bfloat16,
-                              enabled=context.device.type == "cuda")
-    last = checkpoint
-    with _progress(enabled=progress and context.is_main) as bar:
-        task = bar.add_task("train vla", total=train.steps, completed=start, loss=float("nan"))
-        for step in range(start, train.steps):
-            trained.train()
-            totals: dict[str, float] = {}
-            for micro in range(train.grad_accumulation):
-                batch = to_device(next(batches), context.device)
-                batches_taken += 1
-                sync = micro == train.grad_accumulation - 1 or not context.distributed
-                with autocast, (trained.no_sync() if not sync else _nothing()):
-                    loss, metrics = trained(batch)
-                    (loss / train.grad_accumulation).backward()
-                for name, value in {"loss": loss, **metrics}.items():
-                    totals[name] = totals.get(name, 0.0) + float(value.detach()) / train.grad_accumulation
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update_parameters(model)
-            done = step + 1
-            bar.update(task, completed=done, loss=totals["loss"])
-            if writer is not None and (done % train.log_every == 0 or done == train.steps):
-                if progress and not bar.console.is_terminal:  # a log file gets a line instead of the bar
-                    bar.console.log(f"step {done}/{train.steps} " +
-                                    " ".join(f"{name} {value:.4f}" for name, value in totals.items()))
-                for name, value in totals.items():
-                    writer.add_scalar(f"train/{name}", value, done)
-                writer.add_scalar("train/grad_norm", float(grad_norm), done)
-                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], done)
-            if done % train.save_every == 0 or done == train.steps:
-                last = _save_checkpoint(out, context, done, batches_taken, model, ema, optimizer, scheduler,
-                                        statistics, metadata)
-    if writer is not None:
-        writer.close()
-    return last
-
-
-def _save_checkpoint(out: Path, context: DistributedContext, step: int, batches_taken: int, model, ema,
-                     optimizer, scheduler, statistics, metadata) -> Path:
-    rng_states = gather_rng_states(context.world_size)  # every rank takes part in the gathers
-    digests = gather_parameter_digests(model, context.world_size)
-    if len(set(digests)) > 1:
-        raise RuntimeError(f"DDP replicas diverged at step {step}: parameter digests {digests}")
-    directory = out / CHECKPOINTS_DIR / step_dir_name(step)
-    if context.is_main:
-        policy_model = ema.module if ema is not None else model
-
-        def write(tmp: Path) -> None:
-            save_pretrained(tmp, policy_model, statistics, {**metadata, "step": step})
-            save_training_state(tmp, model=model, optimizer=optimizer, scheduler=scheduler, step=step,
-                                batches_taken=batches_taken, rng_states=rng_states, parameter_digests=digests)
-
-        write_directory_atomically(directory, write)
-    context.barrier()
-    return directory
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), disable=not enabled)
+    return train_offline(train, data, out, make_model=lambda: VLAModel(model_config),
+                         save_policy=save_pretrained, context=context, name="vla", resume=resume,
+                         progress=progress)
 
 
 # --- command line ----------------------------------------------------------------------------------------
@@ -235,39 +48,24 @@ MODEL_FLAGS = {
     "vision_depth": int, "tokens_per_camera": int, "hidden_dim": int, "depth": int, "num_heads": int,
     "dropout": float, "language_tokens": int,
 }
-TRAIN_FLAGS = {
-    "steps": int, "batch_size": int, "grad_accumulation": int, "lr": float, "weight_decay": float,
-    "warmup_steps": int, "grad_clip": float, "ema_decay": float, "save_every": int, "log_every": int,
-    "num_workers": int, "device": str, "seed": int,
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agent-stack train vla", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", help="RLDS builder directory, dataset name, or weighted mixture 'a:2,b:1'")
-    parser.add_argument("--data-dir", help="where datasets given by name live (default ~/tensorflow_datasets)")
-    parser.add_argument("--split", default="train", help="TFDS split, slices allowed (default: train)")
-    parser.add_argument("--out", required=True, type=Path, help="run directory (checkpoints, TensorBoard)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its latest checkpoint, with its saved configuration")
-    parser.add_argument("--model-config", type=Path, help="JSON file of VLAConfig fields (flags override it)")
+    add_run_arguments(parser, "VLAConfig")
     parser.add_argument("--use-state", action=argparse.BooleanOptionalAction, default=True,
                         help="feed proprioception as a token (default: yes, when the data has it)")
     parser.add_argument("--film", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                         help="random crop and colour jitter (default: on)")
-    parser.add_argument("--shuffle-buffer", type=int, default=1000)
-    parser.add_argument("--no-progress", action="store_true")
-    for name, kind in {**MODEL_FLAGS, **TRAIN_FLAGS}.items():
+    for name, kind in MODEL_FLAGS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, dest=name)
     return parser
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, VLAConfig, DataConfig]:
-    if not args.data:
-        raise ValueError("--data is required for a new run")
-    names, weights = parse_mixture(args.data)
+    names, weights = data_mixture(args)
     model_fields = VLAConfig.load(args.model_config).to_dict() if args.model_config else {}
     model_fields.update({name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None})
     if args.film is not None:
@@ -277,50 +75,21 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, VLAConfig,
                       image_size=model.image_size, history=model.history, action_chunk=model.action_chunk,
                       wrist_image="wrist_image" in model.cameras, augment=args.augment,
                       shuffle_buffer=args.shuffle_buffer, seed=args.seed if args.seed is not None else 0)
-    train = TrainConfig(**{name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None})
-    return train, model, data
-
-
-def _state_dim(data: DataConfig) -> int:
-    """Proprioception size the mixture yields (the datasets' common state size, or DataConfig.state_dim)."""
-    return Mixture(data).state_dim
+    return train_config_from_args(args), model, data
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run_config = args.out / RUN_CONFIG
-    try:
-        if args.resume:
-            if not run_config.is_file():
-                raise ValueError(f"--resume: {args.out} has no {RUN_CONFIG}; start the run without --resume")
-            saved = read_json(run_config)
-            train = TrainConfig(**saved["train"])
-            model_config = VLAConfig.from_dict(saved["model"])
-            data = DataConfig(**saved["data"])
-        else:
-            train, model_config, data = configs_from_args(args)
-            if latest_checkpoint(args.out) is not None:
-                raise ValueError(f"{args.out} already holds checkpoints; pass --resume to continue that run "
-                                 "or choose another --out")
-            if args.use_state:
-                model_config = dataclasses.replace(model_config, state_dim=_state_dim(data))
-    except (ValueError, FileNotFoundError) as error:
-        print(f"agent-stack train vla: {error}", file=sys.stderr)
-        return 2
-    context = setup_distributed(train.device)
-    try:
-        if context.is_main and not args.resume:
-            args.out.mkdir(parents=True, exist_ok=True)
-            write_json(run_config, {"train": dataclasses.asdict(train), "model": model_config.to_dict(),
-                                    "data": dataclasses.asdict(data)})
-        context.barrier()
-        last = train_vla(train, model_config, data, args.out, context=context, resume=args.resume,
-                         progress=not args.no_progress)
-        if context.is_main:
-            print(f"checkpoint: {last}")
-    finally:
-        teardown_distributed()
-    return 0
+
+    def new_configs() -> tuple[TrainConfig, VLAConfig, DataConfig]:
+        train, model_config, data = configs_from_args(args)
+        if args.use_state:
+            model_config = dataclasses.replace(model_config, state_dim=Mixture(data).state_dim)
+        return train, model_config, data
+
+    return run(args.out, resume=args.resume, name="vla", new_configs=new_configs,
+               model_config_from_dict=VLAConfig.from_dict, make_model=VLAModel, save_policy=save_pretrained,
+               progress=not args.no_progress)
 
 
 if __name__ == "__main__":

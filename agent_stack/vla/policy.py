@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from agent_stack.checkpoint import (
     WEIGHTS_FILE,
@@ -25,6 +24,7 @@ from agent_stack.checkpoint import (
 )
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics
+from agent_stack.observation import image_tensor, state_tensor
 from agent_stack.vla.configuration_vla import VLAConfig
 from agent_stack.vla.modeling_vla import VLAModel
 
@@ -118,32 +118,12 @@ class VLAPolicy:
         return VLAOutput(action=chunk[0], chunk=chunk, terminate=float(torch.sigmoid(terminate_logits[0, 0])))
 
     def _image(self, key: str, image) -> torch.Tensor:
-        size = self.config.image_size
-        if image is None:
-            return torch.zeros(size, size, 3, dtype=torch.uint8, device=self.device)
-        array = np.asarray(image)
-        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-            raise ValueError(f"observation[{key!r}] must be uint8 (H, W, 3), got {array.dtype} {array.shape}")
-        tensor = torch.tensor(array, device=self.device)  # a copy: camera buffers may be read-only
-        if array.shape[:2] != (size, size):
-            resized = F.interpolate(tensor.permute(2, 0, 1)[None].float(), size=(size, size), mode="bilinear",
-                                    antialias=True, align_corners=False)
-            tensor = resized[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8)
-        return tensor
+        return image_tensor(key, image, self.config.image_size, self.device)
 
     def _state(self, state) -> torch.Tensor:
-        dim = self.config.state_dim
-        if not dim:
+        if not self.config.state_dim:
             return torch.zeros(1, 0, device=self.device)
-        if state is None:
-            raise ValueError("this policy needs observation['state'] (proprioception)")
-        statistics = self.statistics.state
-        values = np.asarray(state, dtype=np.float64).reshape(-1)
-        if values.shape != (statistics.dim,) or not np.isfinite(values).all():
-            raise ValueError(f"observation['state'] must be {statistics.dim} finite numbers, got {values.shape}")
-        normalized = np.zeros(dim, np.float32)
-        normalized[:statistics.dim] = statistics.normalize(values)
-        return torch.from_numpy(normalized)[None].to(self.device)
+        return state_tensor(state, self.statistics.state, self.config.state_dim, self.device)
 
 
 def save_pretrained(directory: Path, model: VLAModel, statistics: DatasetStatistics, metadata: dict) -> None:

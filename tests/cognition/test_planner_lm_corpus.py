@@ -3,6 +3,8 @@ trained on, and the training prompt is exactly what an HF backend renders at inf
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from agent_stack.cognition.plan import parse_plan
@@ -14,7 +16,7 @@ from agent_stack.cognition.planner_lm.corpus import (
 )
 from agent_stack.cognition.planner_lm.tokenizer import build_tokenizer
 from agent_stack.cognition.prompts import planner_messages
-from agent_stack.train.train_planner_lm import corpus_texts, encode, prompt_text
+from agent_stack.train.train_planner_lm import batches, corpus_texts, encode, prompt_text
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,8 @@ def test_heldout_phrasings_are_disjoint_from_training(corpora):
 def test_training_prompt_is_the_inference_prompt(corpora):
     examples = corpora["train"][:100]
     tokenizer = build_tokenizer(corpus_texts(examples))
-    for example, (ids, prompt_len) in zip(examples, encode(tokenizer, examples)):
+    for example, encoded in zip(examples, encode(tokenizer, examples)):
+        ids, prompt_len = encoded.tokens, encoded.prompt_length
         rendered = tokenizer.apply_chat_template(example.messages, add_generation_prompt=True, tokenize=False)
         assert rendered == prompt_text(tokenizer, example) == f"<s>{example.messages[-1]['content']}\n"
         templated = tokenizer.apply_chat_template(example.messages, add_generation_prompt=True)
@@ -68,3 +71,21 @@ def test_training_prompt_is_the_inference_prompt(corpora):
         assert tokenizer(rendered)["input_ids"] == ids[:prompt_len]  # add_special_tokens adds nothing
         assert tokenizer.decode(ids[prompt_len:], skip_special_tokens=True) == example.completion
         assert ids[-1] == tokenizer.eos_token_id
+        instruction = tokenizer.decode(ids[encoded.instruction_start:prompt_len], skip_special_tokens=True)
+        assert instruction == f" {example.instruction}\n"
+
+
+def test_word_dropout_replaces_only_instruction_words(corpora):
+    examples = corpora["train"][:32]
+    tokenizer = build_tokenizer(corpus_texts(examples))
+    unk = tokenizer.unk_token_id
+    dropped = 0
+    for source in encode(tokenizer, examples):
+        ids, _, labels = next(batches([source], 1, tokenizer.pad_token_id, random.Random(0), unk_id=unk,
+                                      word_dropout=0.5))
+        assert labels[0].tolist()[source.prompt_length:] == source.tokens[source.prompt_length:]
+        for position, (seen, original) in enumerate(zip(ids[0].tolist(), source.tokens)):
+            if seen != original:
+                assert seen == unk and source.instruction_start <= position < source.prompt_length - 1
+                dropped += 1
+    assert dropped > 0

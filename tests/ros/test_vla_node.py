@@ -29,8 +29,8 @@ from agent_stack.vla import VLAConfig, VLAModel, VLAPolicy
 from agent_stack.vla.policy import VLAOutput
 from ros_nodes import conversions
 from ros_nodes.node_main import StartupError
-from ros_nodes.vla_node import VLANode, gripper_opening
-from sim.scene import ARM_JOINT_NAMES, FINGER_JOINT_NAMES, FINGER_OPEN, HOME_QPOS
+from ros_nodes.vla_node import VLANode
+from sim.scene import ARM_JOINT_NAMES, FINGER_JOINT_NAMES, FINGER_OPEN, HOME_QPOS, gripper_opening
 from sim.state import WORKSPACE_HIGH, WORKSPACE_LOW
 from sim.tabletop_env import TabletopConfig, TabletopEnv
 

@@ -1,0 +1,157 @@
+"""DiffusionConfig: Diffusion Policy (Chi et al. 2023, CNN variant), saved as JSON beside its weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from agent_stack.configs import config_from_dict
+from agent_stack.language import EMBEDDING_DIM
+from agent_stack.normalization import ACTION_DIM
+
+GOALS = ("language", "ee_target", "none")
+"""What conditions the policy besides the observation: an instruction embedding (the standalone
+visuomotor policy), an end-effector target position (the stack's controller: `ee_target` from the VLA),
+or nothing (one task per checkpoint)."""
+EE_TARGET_DIM = 3
+"""An 'ee_target' goal is the chunk's mean normalised translation delta (x y z): hindsight-relabelled from
+the demonstration in training, computed from the target and the current end-effector position at run
+time (`DiffusionPolicy.set_target`)."""
+CAMERAS = ("image", "wrist_image")
+VISION_BACKBONES = ("resnet18_gn",)
+"""Our ResNet-18 with GroupNorm; any other name is a timm model (its `forward_features` feature map)."""
+
+
+@dataclasses.dataclass
+class DiffusionConfig:
+    """Model and diffusion hyper-parameters. The defaults are the CPU-sized model; `paper()` gives the
+    sizes of Chi et al. (U-Net 256-512-1024, ResNet-18 at full width)."""
+
+    # --- observation and action horizons (Sec. 3.1: To, Tp, Ta) ---
+    obs_horizon: int = 2
+    """To: observation frames the denoiser is conditioned on."""
+    pred_horizon: int = 16
+    """Tp: actions predicted per denoising run (from the current step on)."""
+    action_steps: int = 8
+    """Ta: actions executed from each prediction before predicting again (receding horizon)."""
+    action_dim: int = ACTION_DIM
+
+    # --- observation encoder (Sec. 3.2 / 4: ResNet-18, GroupNorm, spatial softmax) ---
+    cameras: tuple[str, ...] = CAMERAS
+    """Observation keys of the cameras, one encoder each; empty for a proprioception-only policy."""
+    image_size: int = 96
+    """Square resolution of the images as the data pipeline delivers them."""
+    crop_size: int = 84
+    """Random crop in training, centre crop at inference (the paper's only image augmentation)."""
+    vision_backbone: str = "resnet18_gn"
+    vision_widths: tuple[int, ...] = (32, 64, 128, 256)
+    """Channels of the four ResNet-18 stages; (64, 128, 256, 512) is the standard ResNet-18."""
+    spatial_keypoints: int = 32
+    """Keypoints of the spatial softmax (each an expected (x, y) image coordinate)."""
+    image_feature_dim: int = 64
+    """Per-camera feature after the spatial softmax (a linear layer of the keypoint coordinates)."""
+    state_dim: int = 14
+    """Proprioception size (0: none)."""
+    goal: str = "language"
+    goal_dim: int = EMBEDDING_DIM
+    """Size of the goal vector: 384 (the MiniLM sentence embedding) for 'language', 3 for 'ee_target'."""
+
+    # --- denoiser: 1-D temporal U-Net with FiLM (Sec. 3.3) ---
+    down_dims: tuple[int, ...] = (64, 128, 256)
+    kernel_size: int = 5
+    n_groups: int = 8
+    diffusion_step_embed_dim: int = 128
+
+    # --- diffusion (DDPM training, DDIM inference) ---
+    num_train_timesteps: int = 100
+    num_inference_steps: int = 10
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "epsilon"
+    clip_sample: bool = True
+    """Clip the predicted clean chunk to [-1, 1] (actions are normalised there)."""
+
+    def __post_init__(self) -> None:
+        self.cameras = tuple(self.cameras)
+        self.vision_widths = tuple(self.vision_widths)
+        self.down_dims = tuple(self.down_dims)
+        for name in ("obs_horizon", "pred_horizon", "action_steps", "action_dim", "image_size", "crop_size",
+                     "spatial_keypoints", "image_feature_dim", "kernel_size", "n_groups",
+                     "diffusion_step_embed_dim", "num_train_timesteps", "num_inference_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"DiffusionConfig.{name} must be a positive integer, got {value!r}")
+        if self.action_steps > self.pred_horizon:
+            raise ValueError(f"DiffusionConfig.action_steps ({self.action_steps}) must be <= pred_horizon "
+                             f"({self.pred_horizon})")
+        downsampling = 2 ** (len(self.down_dims) - 1)
+        if not self.down_dims or self.pred_horizon % downsampling:
+            raise ValueError(f"DiffusionConfig.pred_horizon ({self.pred_horizon}) must be divisible by "
+                             f"{downsampling}: the U-Net halves it {len(self.down_dims) - 1} times")
+        if any(d < 1 or d % self.n_groups for d in self.down_dims):
+            raise ValueError(f"DiffusionConfig.down_dims {self.down_dims} must be positive multiples of "
+                             f"n_groups ({self.n_groups})")
+        unknown = [c for c in self.cameras if c not in CAMERAS]
+        if unknown or len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"DiffusionConfig.cameras must be distinct names from {CAMERAS}, "
+                             f"got {self.cameras}")
+        if self.crop_size > self.image_size:
+            raise ValueError(f"DiffusionConfig.crop_size ({self.crop_size}) exceeds image_size "
+                             f"({self.image_size})")
+        if len(self.vision_widths) != 4 or any(w < 16 or w % 16 for w in self.vision_widths):
+            raise ValueError("DiffusionConfig.vision_widths must be 4 multiples of 16 (GroupNorm uses 16 "
+                             f"channels a group), got {self.vision_widths}")
+        if self.goal not in GOALS:
+            raise ValueError(f"DiffusionConfig.goal must be one of {GOALS}, got {self.goal!r}")
+        if self.state_dim < 0 or self.goal_dim < 0:
+            raise ValueError("DiffusionConfig.state_dim and goal_dim must be >= 0")
+        expected_dim = self.goal_dim_of(self.goal)
+        if self.goal_dim != expected_dim:
+            raise ValueError(f"DiffusionConfig.goal {self.goal!r} needs goal_dim {expected_dim}, "
+                             f"got {self.goal_dim}")
+        if self.goal == "ee_target" and self.state_dim < 3:
+            raise ValueError("DiffusionConfig.goal 'ee_target' needs the state (its first 3 values are the "
+                             "end-effector position)")
+        if not self.cameras and not self.state_dim:
+            raise ValueError("DiffusionConfig observes nothing: give cameras or state_dim > 0")
+        if self.num_inference_steps > self.num_train_timesteps:
+            raise ValueError("DiffusionConfig.num_inference_steps must be <= num_train_timesteps")
+        if self.prediction_type not in ("epsilon", "sample"):
+            raise ValueError(f"DiffusionConfig.prediction_type must be 'epsilon' or 'sample', "
+                             f"got {self.prediction_type!r}")
+
+    @staticmethod
+    def goal_dim_of(goal: str) -> int:
+        return {"language": EMBEDDING_DIM, "ee_target": EE_TARGET_DIM, "none": 0}[goal]
+
+    @classmethod
+    def paper(cls, **overrides) -> DiffusionConfig:
+        """Chi et al.'s CNN-based policy: ResNet-18 at full width, U-Net 256-512-1024, step embedding 256."""
+        return cls(**{"vision_widths": (64, 128, 256, 512), "down_dims": (256, 512, 1024),
+                      "diffusion_step_embed_dim": 256, **overrides})
+
+    @property
+    def global_cond_dim(self) -> int:
+        per_frame = len(self.cameras) * self.image_feature_dim + self.state_dim
+        return self.obs_horizon * per_frame + self.goal_dim
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "cameras": list(self.cameras),
+                "vision_widths": list(self.vision_widths), "down_dims": list(self.down_dims)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DiffusionConfig:
+        return config_from_dict(cls, data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> DiffusionConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read diffusion config {path}: {error}") from error
+        if not isinstance(data, dict):
+            raise ValueError(f"diffusion config {path} is not a JSON object")  # noqa: TRY004
+        return cls.from_dict(data)

@@ -1,0 +1,188 @@
+"""Diffusion Policy pieces that are easy to get wrong: the config's checks, spatial softmax coordinates,
+the U-Net's shapes and conditioning, the action mapping, DDPM learning on a fixed batch, DDIM sampling
+with the exact noise,
+and the policy's receding horizon, checkpoint round trip and input checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from agent_stack.control.diffusion import DiffusionConfig, DiffusionModel, DiffusionPolicy
+from agent_stack.control.diffusion.modeling_diffusion import (
+    ConditionalUnet1D,
+    SpatialSoftmax,
+    from_model_actions,
+    to_model_actions,
+)
+from agent_stack.normalization import DatasetStatistics, Statistics
+
+TINY = dict(image_size=32, crop_size=28, vision_widths=(16, 16, 16, 16), spatial_keypoints=4,
+            image_feature_dim=8, down_dims=(16, 32), diffusion_step_embed_dim=16, pred_horizon=8,
+            action_steps=4, state_dim=14, goal="none", goal_dim=0)
+
+
+def tiny_batch(batch: int, config: DiffusionConfig, seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    frames = (batch, config.obs_horizon, config.image_size, config.image_size, 3)
+    return {"observation": {camera: torch.randint(0, 256, frames, dtype=torch.uint8, generator=generator)
+                            for camera in config.cameras}
+            | {"state": torch.randn(batch, config.obs_horizon, 14, generator=generator)},
+            "action": torch.rand(batch, config.pred_horizon, 7, generator=generator) * 2 - 1}
+
+
+def statistics(dim: int = 14) -> DatasetStatistics:
+    def stats(n: int) -> Statistics:
+        return Statistics(mean=[0.0] * n, std=[1.0] * n, min=[-2.0] * n, max=[2.0] * n, p01=[-0.05] * n,
+                          p99=[0.05] * n)
+    return DatasetStatistics("agent_stack_tabletop", "train", "x", 1, 10, stats(7), stats(dim))
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"action_steps": 20}, "action_steps"),
+    ({"pred_horizon": 10}, "pred_horizon"),
+    ({"cameras": ("depth",)}, "cameras"),
+    ({"crop_size": 200}, "crop_size"),
+    ({"goal": "speech"}, "goal"),
+    ({"goal": "none"}, "goal"),
+    ({"vision_widths": (8, 16, 32, 64)}, "vision_widths"),
+    ({"cameras": (), "state_dim": 0}, "observes nothing"),
+    ({"num_inference_steps": 200}, "num_inference_steps"),
+])
+def test_config_refuses_bad_values_naming_the_field(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        DiffusionConfig(**overrides)
+
+
+def test_config_json_round_trip(tmp_path):
+    config = DiffusionConfig.paper(cameras=("image",))
+    config.save(tmp_path / "config.json")
+    assert DiffusionConfig.load(tmp_path / "config.json") == config
+    assert config.down_dims == (256, 512, 1024) and config.vision_widths == (64, 128, 256, 512)
+    with pytest.raises(ValueError, match="unknown DiffusionConfig fields"):
+        DiffusionConfig.from_dict({"obs_horizon": 2, "horizon": 3})
+
+
+def test_spatial_softmax_reads_out_the_peak_position():
+    pool = SpatialSoftmax(channels=1, height=5, width=9, num_keypoints=1)
+    with torch.no_grad():
+        pool.keypoints.weight.fill_(1.0)
+        pool.keypoints.bias.zero_()
+    features = torch.zeros(1, 1, 5, 9)
+    features[0, 0, 1, 6] = 50.0  # row 1 of 5 -> y = -0.5, column 6 of 9 -> x = 0.5
+    assert torch.allclose(pool(features), torch.tensor([[0.5, -0.5]]), atol=1e-4)
+
+
+def test_unet_keeps_the_chunk_shape_and_listens_to_its_condition():
+    config = DiffusionConfig(**{**TINY, "cameras": ()})
+    unet = ConditionalUnet1D(config).eval()
+    chunk = torch.randn(3, config.pred_horizon, 7)
+    steps = torch.tensor([0, 50, 99])
+    cond = torch.randn(3, config.global_cond_dim)
+    out = unet(chunk, steps, cond)
+    assert out.shape == chunk.shape
+    assert not torch.allclose(out, unet(chunk, steps, cond + 1.0))
+    assert not torch.allclose(out, unet(chunk, steps.flip(0), cond))
+
+
+def test_action_mapping_round_trip_and_gripper_range():
+    actions = torch.rand(4, 8, 7) * 2 - 1
+    actions[..., 6] = torch.rand(4, 8)
+    mapped = to_model_actions(actions)
+    assert mapped[..., 6].min() >= -1 and mapped[..., 6].max() <= 1
+    assert torch.allclose(from_model_actions(mapped), actions, atol=1e-6)
+
+
+def test_ddpm_loss_falls_on_a_fixed_batch():
+    torch.manual_seed(0)
+    config = DiffusionConfig(**{**TINY, "cameras": ()})
+    model = DiffusionModel(config)
+    batch = tiny_batch(16, config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(200):
+        loss, _ = model(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:10])
+
+
+def test_ddim_with_the_exact_noise_recovers_the_chunk():
+    """The sampling loop is right when, given the true noise of every step, it lands on the clean chunk."""
+    model = DiffusionModel(DiffusionConfig(**{**TINY, "cameras": ()})).eval()
+    clean = torch.rand(3, 8, 7) * 1.6 - 0.8
+    alphas_cumprod = model.train_scheduler.alphas_cumprod
+
+    class ExactNoise(torch.nn.Module):
+        def forward(self, chunk, steps, cond):
+            alpha = alphas_cumprod[steps].view(-1, 1, 1)
+            return (chunk - alpha.sqrt() * clean) / (1 - alpha).sqrt()
+
+    model.unet = ExactNoise()
+    sample = model.sample(torch.zeros(3, model.config.global_cond_dim), torch.Generator().manual_seed(0))
+    assert len(model.inference_scheduler.timesteps) == model.config.num_inference_steps
+    assert torch.allclose(sample, clean, atol=1e-5)
+
+
+def test_policy_round_trip_receding_horizon_and_bad_input(tmp_path):
+    config = DiffusionConfig(**TINY)
+    policy = DiffusionPolicy(DiffusionModel(config), statistics(), {"dataset": "agent_stack_tabletop"}, seed=3)
+    policy.save_pretrained(tmp_path)
+    loaded = DiffusionPolicy.from_pretrained(tmp_path, seed=3)
+    rng = np.random.default_rng(0)
+    observations = [{"image": rng.integers(0, 256, (48, 48, 3), dtype=np.uint8),
+                     "wrist_image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+                     "state": rng.normal(size=14).astype(np.float32) * 0.01} for _ in range(9)]
+    calls = []
+    predict = loaded.predict
+    loaded.predict = lambda snapshot: calls.append(1) or predict(snapshot)
+    policy.reset()
+    loaded.reset()
+    actions = [policy.act(o) for o in observations]
+    assert np.array_equal(np.stack(actions), np.stack([loaded.act(o) for o in observations]))
+    assert len(calls) == 3  # a new chunk at steps 0, 4 and 8 (action_steps = 4)
+    assert all(a.shape == (7,) and 0.0 <= a[6] <= 1.0 and np.all(np.abs(a[:6]) <= 0.05 + 1e-6) for a in actions)
+    with pytest.raises(ValueError, match="must be uint8"):
+        policy.act({**observations[0], "image": np.zeros((32, 32, 3), np.float32)})
+    with pytest.raises(ValueError, match="14 finite numbers"):
+        policy.act({**observations[0], "state": np.full(14, np.nan)})
+    (tmp_path / "metadata.json").write_text('{"policy": "vla"}')
+    with pytest.raises(ValueError, match="not a diffusion policy"):
+        DiffusionPolicy.from_pretrained(tmp_path)
+
+
+def test_language_policy_needs_an_instruction():
+    config = DiffusionConfig(**{**TINY, "goal": "language", "goal_dim": 384, "cameras": ("image",)})
+    policy = DiffusionPolicy(DiffusionModel(config), statistics())
+    with pytest.raises(ValueError, match="conditioned on language"):
+        policy.reset()
+    policy.reset("pick up the red block")
+    action = policy.act({"image": np.zeros((32, 32, 3), np.uint8), "state": np.zeros(14, np.float32)})
+    assert action.shape == (7,)
+
+
+def test_ee_target_goal_is_the_normalised_mean_step_in_training_and_at_run_time():
+    config = DiffusionConfig(**{**TINY, "cameras": (), "goal": "ee_target", "goal_dim": 3})
+    model = DiffusionModel(config)
+    batch = tiny_batch(2, config)
+    expected = batch["action"][..., :3].mean(dim=1)
+    assert torch.allclose(model.batch_condition(batch)[:, -3:], expected)
+
+    policy = DiffusionPolicy(model, statistics())  # translation p01/p99 = -/+0.05 m per step
+    policy.reset()
+    state = np.zeros(14, np.float32)
+    state[:3] = [0.5, 0.0, 0.2]
+    policy.observe({"state": state})
+    with pytest.raises(RuntimeError, match="set_target"):
+        policy.snapshot()
+    policy.set_target([0.5 + 0.2 * config.pred_horizon / 8, 0.0, 1.0])
+    goal = policy.snapshot().goal.numpy()[0]
+    # x: 0.025 m a step -> 0.5 normalised; y: no motion -> 0; z: 0.1 m a step is past p99 -> clipped to 1
+    assert np.allclose(goal, [0.5, 0.0, 1.0], atol=1e-6)
+    with pytest.raises(ValueError, match="3 finite numbers"):
+        policy.set_target([0.5, np.nan, 0.1])
+    with pytest.raises(RuntimeError, match="not an end-effector target"):
+        DiffusionPolicy(DiffusionModel(DiffusionConfig(**TINY)), statistics()).set_target([0, 0, 0])
