@@ -125,7 +125,8 @@ class ImageEncoder(nn.Module):
         """(N, T, S, S, 3) uint8 -> (N, T, image_feature_dim)."""
         cropped = self.crop(images)
         n, t = cropped.shape[:2]
-        x = cropped.flatten(0, 1).permute(0, 3, 1, 2).float() / 255.0
+        # contiguous: the permuted view is channels-last, and the whole ResNet would run on that slower layout
+        x = cropped.flatten(0, 1).permute(0, 3, 1, 2).contiguous().float() / 255.0
         return self.project(self.pool(self.backbone(x))).view(n, t, -1)
 
 
