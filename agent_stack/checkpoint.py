@@ -18,7 +18,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from agent_stack.normalization import DatasetStatistics
+
 WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+STATISTICS_FILE = "statistics.json"
+METADATA_FILE = "metadata.json"
+"""A policy checkpoint: weights, its config (JSON), the normalisation statistics, free-form metadata."""
 CHECKPOINTS_DIR = "checkpoints"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -109,3 +115,23 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
         raise ValueError(f"weights {path} do not fit the model built from its config: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
     module.load_state_dict(tensors)
+
+
+def save_policy_files(directory: Path, model: torch.nn.Module, statistics: DatasetStatistics,
+                      metadata: dict) -> None:
+    """Weights, `model.config`, statistics and metadata of a policy into `directory` (which must exist)."""
+    save_weights(model.state_dict(), directory / WEIGHTS_FILE)
+    model.config.save(directory / CONFIG_FILE)
+    statistics.save(directory / STATISTICS_FILE)
+    write_json(directory / METADATA_FILE, metadata)
+
+
+def read_policy_files(directory: Path, config_class):
+    """(config, statistics, metadata) of the policy checkpoint in `directory`; FileNotFoundError names a
+    missing file. The weights are checked for, not loaded (the caller builds the model from the config)."""
+    for name in (CONFIG_FILE, STATISTICS_FILE, WEIGHTS_FILE):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"checkpoint {directory} has no {name}")
+    metadata = read_json(directory / METADATA_FILE) if (directory / METADATA_FILE).is_file() else {}
+    return (config_class.load(directory / CONFIG_FILE), DatasetStatistics.load(directory / STATISTICS_FILE),
+            metadata)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
-from agent_stack.configs import config_from_dict
+from agent_stack.configs import JSONConfig
 from agent_stack.language import EMBEDDING_DIM
 from agent_stack.normalization import ACTION_DIM
 
@@ -15,7 +13,7 @@ CAMERAS = ("image", "wrist_image")
 
 
 @dataclasses.dataclass
-class VLAConfig:
+class VLAConfig(JSONConfig):
     """Model hyper-parameters. The defaults are the CPU-sized model; `vit_base()` gives the RT-X size."""
 
     image_size: int = 128
@@ -96,23 +94,3 @@ class VLAConfig:
         """RT-X-sized: ViT-B/16 image tokens at 224 px, 8 tokens per camera, a 768-wide transformer."""
         return cls(**{"image_size": 224, "vision_backbone": "vit_base_patch16_224", "vision_depth": None,
                       "history": 6, "hidden_dim": 768, "depth": 8, "num_heads": 12, **overrides})
-
-    def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "cameras": list(self.cameras)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> VLAConfig:
-        return config_from_dict(cls, data)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> VLAConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"cannot read VLA config {path}: {error}") from error
-        if not isinstance(data, dict):
-            raise ValueError(f"VLA config {path} is not a JSON object")  # noqa: TRY004  (a malformed file)
-        return cls.from_dict(data)

@@ -17,20 +17,15 @@ import torch
 from agent_stack.checkpoint import (
     WEIGHTS_FILE,
     load_weights,
-    read_json,
+    read_policy_files,
     resolve_checkpoint,
-    save_weights,
-    write_json,
+    save_policy_files,
 )
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics
 from agent_stack.observation import image_tensor, state_tensor
 from agent_stack.vla.configuration_vla import VLAConfig
 from agent_stack.vla.modeling_vla import VLAModel
-
-CONFIG_FILE = "config.json"
-STATISTICS_FILE = "statistics.json"
-METADATA_FILE = "metadata.json"
 
 
 @dataclass
@@ -68,12 +63,7 @@ class VLAPolicy:
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> VLAPolicy:
         """Load a checkpoint directory, or the latest checkpoint of a training run directory."""
         directory = resolve_checkpoint(path)
-        for name in (CONFIG_FILE, STATISTICS_FILE):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"checkpoint {directory} has no {name}")
-        config = VLAConfig.load(directory / CONFIG_FILE)
-        statistics = DatasetStatistics.load(directory / STATISTICS_FILE)
-        metadata = read_json(directory / METADATA_FILE) if (directory / METADATA_FILE).is_file() else {}
+        config, statistics, metadata = read_policy_files(directory, VLAConfig)
         model = VLAModel(config)
         load_weights(model, directory / WEIGHTS_FILE)
         return cls(model, statistics, metadata, device)
@@ -128,7 +118,4 @@ class VLAPolicy:
 
 def save_pretrained(directory: Path, model: VLAModel, statistics: DatasetStatistics, metadata: dict) -> None:
     """The files `VLAPolicy.from_pretrained` reads."""
-    save_weights(model.state_dict(), directory / WEIGHTS_FILE)
-    model.config.save(directory / CONFIG_FILE)
-    statistics.save(directory / STATISTICS_FILE)
-    write_json(directory / METADATA_FILE, metadata)
+    save_policy_files(directory, model, statistics, metadata)

@@ -164,7 +164,7 @@ def test_checkpoint_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="cannot read weights"):
         VLAPolicy.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text("{")
-    with pytest.raises(ValueError, match="cannot read VLA config"):
+    with pytest.raises(ValueError, match="cannot read VLAConfig"):
         VLAPolicy.from_pretrained(tmp_path)
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
-from agent_stack.configs import config_from_dict
+from agent_stack.configs import JSONConfig
 from agent_stack.language import EMBEDDING_DIM
 from agent_stack.normalization import ACTION_DIM
 
@@ -24,7 +22,7 @@ VISION_BACKBONES = ("resnet18_gn",)
 
 
 @dataclasses.dataclass
-class DiffusionConfig:
+class DiffusionConfig(JSONConfig):
     """Model and diffusion hyper-parameters. The defaults are the CPU-sized model; `paper()` gives the
     sizes of Chi et al. (U-Net 256-512-1024, ResNet-18 at full width)."""
 
@@ -134,24 +132,3 @@ class DiffusionConfig:
     def global_cond_dim(self) -> int:
         per_frame = len(self.cameras) * self.image_feature_dim + self.state_dim
         return self.obs_horizon * per_frame + self.goal_dim
-
-    def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "cameras": list(self.cameras),
-                "vision_widths": list(self.vision_widths), "down_dims": list(self.down_dims)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DiffusionConfig:
-        return config_from_dict(cls, data)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> DiffusionConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"cannot read diffusion config {path}: {error}") from error
-        if not isinstance(data, dict):
-            raise ValueError(f"diffusion config {path} is not a JSON object")  # noqa: TRY004
-        return cls.from_dict(data)

@@ -19,20 +19,15 @@ import torch
 from agent_stack.checkpoint import (
     WEIGHTS_FILE,
     load_weights,
-    read_json,
+    read_policy_files,
     resolve_checkpoint,
-    save_weights,
-    write_json,
+    save_policy_files,
 )
 from agent_stack.control.diffusion.configuration_diffusion import EE_TARGET_DIM, DiffusionConfig
 from agent_stack.control.diffusion.modeling_diffusion import DiffusionModel, from_model_actions
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics
 from agent_stack.observation import image_tensor, state_tensor
-
-CONFIG_FILE = "config.json"
-STATISTICS_FILE = "statistics.json"
-METADATA_FILE = "metadata.json"
 
 
 @dataclass(frozen=True)
@@ -74,15 +69,11 @@ class DiffusionPolicy:
     # --- checkpoints ---------------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu", seed: int = 0) -> DiffusionPolicy:
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
+                        seed: int = 0) -> DiffusionPolicy:
         """Load a checkpoint directory, or the latest checkpoint of a training run directory."""
         directory = resolve_checkpoint(path)
-        for name in (CONFIG_FILE, STATISTICS_FILE, WEIGHTS_FILE):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"checkpoint {directory} has no {name}")
-        config = DiffusionConfig.load(directory / CONFIG_FILE)
-        statistics = DatasetStatistics.load(directory / STATISTICS_FILE)
-        metadata = read_json(directory / METADATA_FILE) if (directory / METADATA_FILE).is_file() else {}
+        config, statistics, metadata = read_policy_files(directory, DiffusionConfig)
         if metadata.get("policy", "diffusion") != "diffusion":
             raise ValueError(f"{directory} holds a {metadata['policy']!r} policy, not a diffusion policy")
         model = DiffusionModel(config)
@@ -99,8 +90,8 @@ class DiffusionPolicy:
         instruction."""
         if self.config.goal == "language":
             if not isinstance(instruction, str) or not instruction.strip():
-                raise ValueError(f"this policy is conditioned on language: reset(instruction) needs a non-empty "
-                                 f"string, got {instruction!r}")
+                raise ValueError("this policy is conditioned on language: reset(instruction) needs a "
+                                 f"non-empty string, got {instruction!r}")
             self._goal = torch.from_numpy(self._encoder([instruction.strip()])).to(self.device)
         self._history.clear()
         self._queue.clear()
@@ -163,9 +154,7 @@ class DiffusionPolicy:
         return self._queue.popleft()
 
 
-def save_pretrained(directory: Path, model: DiffusionModel, statistics: DatasetStatistics, metadata: dict) -> None:
+def save_pretrained(directory: Path, model: DiffusionModel, statistics: DatasetStatistics,
+                    metadata: dict) -> None:
     """The files `DiffusionPolicy.from_pretrained` reads."""
-    save_weights(model.state_dict(), directory / WEIGHTS_FILE)
-    model.config.save(directory / CONFIG_FILE)
-    statistics.save(directory / STATISTICS_FILE)
-    write_json(directory / METADATA_FILE, {"policy": "diffusion", **metadata})
+    save_policy_files(directory, model, statistics, {"policy": "diffusion", **metadata})
