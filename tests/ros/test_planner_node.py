@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -200,7 +201,8 @@ def test_plans_on_the_worker_then_executes_subgoals_in_order(make_node, scene_st
     assert report["result"]["info"] == {"consensus": 0.75} and "trace" not in report["result"]
     assert node.sent["subgoal"] == [PAD.instruction]
 
-    node.tick()  # republished (1000 Hz: every tick), for late joiners
+    time.sleep(0.005)  # past the 1 ms republish period, however fast the ticks above ran
+    node.tick()  # republished, for late joiners
     assert node.sent["subgoal"][-1] == PAD.instruction and len(node.sent["subgoal"]) >= 2
     node.on_task(String(data=INSTRUCTION))  # a repeat changes nothing
     node.on_task_status(status(PAD.instruction, True))
