@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from agent_stack.cognition.domain import Domain, TabletopDomain, TabletopProblem
 from agent_stack.cognition.llm.base import LLM
@@ -19,7 +18,7 @@ from agent_stack.cognition.plan import Plan
 from agent_stack.cognition.safety import SafetyRules
 from agent_stack.cognition.scene import SymbolicScene
 from agent_stack.cognition.strategies import STRATEGIES, Budget, Strategy, make_strategy, option_names
-from agent_stack.configs import config_from_dict
+from agent_stack.configs import JSONConfig
 
 STRATEGY_OPTIONS = ("samples", "temperature", "top_p", "beam", "branching", "depth", "retries", "search",
                     "value", "vote")
@@ -27,7 +26,7 @@ STRATEGY_OPTIONS = ("samples", "temperature", "top_p", "beam", "branching", "dep
 
 
 @dataclass
-class PlannerConfig:
+class PlannerConfig(JSONConfig):
     backend: str = "embedded"
     """LLM backend spec: "embedded", "hf:DIR" or "openai:URL#model" (llm.factory.make_llm)."""
     strategy: str = "self_consistency"
@@ -100,22 +99,8 @@ class PlannerConfig:
         return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
                 "safety": self.safety.to_dict()}
 
-    @classmethod
-    def from_dict(cls, data: dict) -> PlannerConfig:
-        return config_from_dict(cls, data)
-
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def load(cls, path: str | Path) -> PlannerConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"cannot read planner config {path}: {error}") from error
-        if not isinstance(data, dict):
-            raise ValueError(f"planner config {path} is not a JSON object")
-        return cls.from_dict(data)
 
 
 @dataclass
