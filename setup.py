@@ -73,6 +73,8 @@ setup(
         # colcon proves in a test that the package builds as a ROS 2 workspace would build it.
         "test": ["pytest>=8.0", "pytest-timeout>=2.3", "colcon-core", "colcon-ros", "colcon-python-setup-py",
                  "colcon-package-selection"],
+        # Learning-curve plots of the benchmarks (`pip install -e '.[bench]'`).
+        "bench": ["matplotlib>=3.8"],
     },
     entry_points={
         "console_scripts": [f"{name} = {target}" for name, target in NODES.items()]
@@ -88,6 +90,11 @@ setup(
             "train = agent_stack.train.cli:main",
             "eval = sim.evaluate:main",
             "plan = agent_stack.cognition.cli:main",
+        ],
+        # Environments for online training (`agent-stack train control --env PREFIX:NAME`).
+        "agent_stack.envs": [
+            "dmc = sim.dmc:make_env",
+            "tabletop = sim.reach:make_env",
         ],
     },
 )

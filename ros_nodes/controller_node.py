@@ -9,6 +9,13 @@ target at `rate_hz`. The next chunk is denoised on a worker thread while the cur
 back to the baseline, with an error in the log, when the checkpoint is missing or unusable or the policy
 outputs a non-finite action.
 
+`policy:=tdmpc2` or `policy:=dreamerv3` with `checkpoint:=DIR`: a goal-conditioned agent trained online on
+`tabletop:reach` (`agent-stack train control --algo tdmpc2 --env tabletop:reach`) replaces the IK: at
+`agent_rate_hz` (>= 50, the rate it was trained at) it observes the joints, the forward-kinematics tool
+position and the `ee_target` position (`sim.reach.reach_observation`) and moves the six joint position
+commands by at most `max_joint_step`; the orientation of `ee_target` is not tracked in this mode. The
+same fallback rules apply (missing or mismatched checkpoint, non-finite action).
+
 Holds position while `estop` is true or when no target arrived within `target_timeout_s`.
 """
 
@@ -24,11 +31,14 @@ from agent_stack.control.osc import DifferentialIKController, apply_ee_delta
 from ros_nodes import conversions, qos
 from ros_nodes.node_main import StartupError, run_node
 from sim.kinematics import JacoKinematics, jaco_tracking_config, proprioception
+from sim.reach import OBSERVATION_DIM, ReachConfig, reach_observation
 from sim.scene import ARM_JOINT_NAMES, FINGER_JOINT_NAMES
 from sim.state import WORKSPACE_HIGH, WORKSPACE_LOW
 from sim.tabletop_env import TabletopConfig
 
-POLICIES = ("osc", "diffusion")
+AGENTS = ("tdmpc2", "dreamerv3")
+"""Online agents trained on tabletop:reach that can serve as the controller (`agent_stack.control.agent`)."""
+POLICIES = ("osc", "diffusion", *AGENTS)
 
 
 class ControllerNode(Node):
@@ -42,6 +52,9 @@ class ControllerNode(Node):
         self.declare_parameter("policy", "osc")
         self.declare_parameter("checkpoint", "")
         self.declare_parameter("lookahead", 3)
+        reach = ReachConfig()
+        self.declare_parameter("agent_rate_hz", reach.control_hz)
+        self.declare_parameter("max_joint_step", reach.max_joint_step)
         kinematics = JacoKinematics()
         defaults = jaco_tracking_config(kinematics)
         self.declare_parameter("damping", defaults.damping)
@@ -61,6 +74,7 @@ class ControllerNode(Node):
             max_joint_velocity=float(self.get_parameter("max_joint_velocity").value)))
 
         self.q: np.ndarray | None = None
+        self.dq: np.ndarray | None = None
         self.fingers: np.ndarray | None = None
         self.target: tuple[np.ndarray, np.ndarray] | None = None
         self.target_time = None
@@ -70,6 +84,9 @@ class ControllerNode(Node):
         self.policy = None
         self.servo_target: tuple[np.ndarray, np.ndarray] | None = None
         """Diffusion mode: the intermediate end-effector target the policy's actions move."""
+        self.agent = None
+        self.agent_command: np.ndarray | None = None
+        """Agent mode: the joint position command the agent's actions move."""
 
         self.command_pub = self.create_publisher(Float64MultiArray, "arm_controller/commands", qos.COMMANDS)
         self.create_subscription(JointState, "joint_states", self.on_joint_states, qos.SENSOR_DATA)
@@ -77,11 +94,14 @@ class ControllerNode(Node):
         self.create_subscription(Bool, "estop", self.on_estop, qos.LATCHED)
         self.create_timer(self.period, self.tick)
         description = f"DLS end-effector controller at {rate_hz:.0f} Hz"
-        if self.get_parameter("policy").value == "diffusion" and self._load_diffusion():
+        policy = self.get_parameter("policy").value
+        if policy not in POLICIES:
+            raise StartupError(f"parameter policy must be one of {POLICIES}, got {policy!r}")
+        if policy == "diffusion" and self._load_diffusion():
             description = f"diffusion policy at {self.policy_hz:.0f} Hz over the " + description
-        elif self.get_parameter("policy").value not in POLICIES:
-            raise StartupError(f"parameter policy must be one of {POLICIES}, "
-                               f"got {self.get_parameter('policy').value!r}")
+        elif policy in AGENTS and self._load_agent(policy):
+            description = (f"{policy} joint-space agent at {self.agent_hz:.0f} Hz (falls back to the "
+                           f"{description})")
         self.get_logger().info(f"{description} for {self.joint_names}")
 
     # --- diffusion policy ----------------------------------------------------------------------------------
@@ -144,14 +164,69 @@ class ControllerNode(Node):
 
     def _fall_back(self, reason: str) -> None:
         self.get_logger().error(f"{reason}; falling back to the DLS operational-space controller")
-        self.chunks.close()
+        if self.policy is not None:
+            self.chunks.close()
         self.policy, self.servo_target = None, None
+        self.agent, self.agent_command = None, None
+
+    # --- online agent (TD-MPC2, DreamerV3) trained on tabletop:reach -----------------------------------------
+
+    def _load_agent(self, algo: str) -> bool:
+        from agent_stack.control.agent import load_agent
+
+        checkpoint = self.get_parameter("checkpoint").value
+        self.agent_hz = float(self.get_parameter("agent_rate_hz").value)
+        self.max_joint_step = float(self.get_parameter("max_joint_step").value)
+        if self.agent_hz < 50.0 or not self.max_joint_step > 0:
+            raise StartupError("parameters agent_rate_hz must be >= 50 and max_joint_step > 0, got "
+                               f"{self.agent_hz}, {self.max_joint_step}")
+        try:
+            if not checkpoint:
+                raise FileNotFoundError("no checkpoint parameter given")
+            agent = load_agent(checkpoint)
+            if agent.algo != algo:
+                raise ValueError(f"{checkpoint} holds a {agent.algo} agent, not {algo}")
+            if agent.observation_shape != (OBSERVATION_DIM,) or agent.action_dim != len(self.joint_names):
+                raise ValueError(f"it was trained on observations {agent.observation_shape} and "
+                                 f"{agent.action_dim} actions; tabletop:reach has ({OBSERVATION_DIM},) and "
+                                 f"{len(self.joint_names)}")
+        except (FileNotFoundError, ValueError, RuntimeError, KeyError) as error:
+            self.get_logger().error(f"{algo} controller unavailable ({error}); falling back to the DLS "
+                                    "operational-space controller")
+            return False
+        self.agent = agent
+        self.create_timer(1.0 / self.agent_hz, self.agent_step)
+        return True
+
+    def agent_step(self) -> None:
+        if self.agent is None:
+            return
+        if self.q is None or self.dq is None or self.estopped or not self._target_fresh():
+            self.agent_command = None
+            return
+        if self.agent_command is None:  # a new episode of tracking starts from the measured joints
+            self.agent.reset()
+            self.agent_command = self.q.copy()
+        observation = reach_observation(self.q, self.dq, self.kinematics.forward(self.q)[0], self.target[0])
+        try:
+            action = self.agent.act(observation, eval=True)
+        except (ValueError, RuntimeError, FloatingPointError) as error:
+            self._fall_back(f"the {self.agent.algo} agent failed: {error}")
+            return
+        if action.shape != (len(self.joint_names),) or not np.all(np.isfinite(action)):
+            self._fall_back(f"the {self.agent.algo} agent output an unusable action {action.tolist()}")
+            return
+        lower, upper = self.kinematics.joint_limits()
+        self.agent_command = np.clip(self.agent_command + np.clip(action, -1.0, 1.0) * self.max_joint_step,
+                                     lower, upper)
 
     # --- servo loop ----------------------------------------------------------------------------------------
 
     def on_joint_states(self, msg: JointState) -> None:
         try:
             self.q = conversions.joint_state_to_array(msg, self.joint_names)
+            if self.agent is not None:
+                self.dq = conversions.joint_velocities(msg, self.joint_names)
             if self.policy is not None:
                 self.fingers = conversions.joint_state_to_array(msg, self.finger_joint_names)
         except conversions.MessageRejected as error:
@@ -185,7 +260,10 @@ class ControllerNode(Node):
             # command, and restarting from the lagging measurement every tick would slow tracking down.
             start = self.q if self.command is None else self.command
             pos, quat = self.servo_target if self.policy is not None and self.servo_target else self.target
-            self.command = command = self.controller.command(start, pos, quat, self.period)
+            if self.agent is not None and self.agent_command is not None:
+                self.command = command = self.agent_command
+            else:
+                self.command = command = self.controller.command(start, pos, quat, self.period)
         self.command_pub.publish(Float64MultiArray(data=[float(v) for v in command]))
 
     def _target_fresh(self) -> bool:

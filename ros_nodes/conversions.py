@@ -160,6 +160,18 @@ def joint_state_to_array(msg: JointState, expected_names: Sequence[str], *,
     return _finite(positions, len(expected_names), f"joint_states positions of {list(expected_names)}")
 
 
+def joint_velocities(msg: JointState, expected_names: Sequence[str]) -> np.ndarray:
+    """Velocities of `expected_names`, matched by name; the message must carry one velocity per name.
+
+    Call after `joint_state_to_array` accepted the message (names are checked there)."""
+    names = list(msg.name)
+    if len(msg.velocity) != len(names):
+        raise MessageRejected(f"joint_states has {len(names)} names but {len(msg.velocity)} velocities")
+    index = {name: i for i, name in enumerate(names)}
+    velocities = [msg.velocity[index[name]] for name in expected_names]
+    return _finite(velocities, len(expected_names), f"joint_states velocities of {list(expected_names)}")
+
+
 def float_array_command(msg: Float64MultiArray, expected_len: int) -> np.ndarray:
     """The `expected_len` finite values of a forward_command_controller-style command (layout ignored)."""
     return _finite(msg.data, expected_len, "command")

@@ -287,3 +287,10 @@ class DMCEnv:
         if obs_type == "pixels":
             return self.render()
         return {"state": flatten_state(observation, self._state_keys), "pixels": self.render()}
+
+
+def make_env(name: str, seed: int = 0, obs_type: str = "state", action_repeat: int = 2,
+             image_size: int = 64) -> DMCEnv:
+    """Factory of the `agent_stack.envs` entry point ``dmc``: ``make_env("walker-walk", seed=1)``."""
+    return DMCEnv(DMCConfig(name=name, obs_type=obs_type, action_repeat=action_repeat, image_size=image_size,
+                            seed=seed))

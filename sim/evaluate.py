@@ -40,6 +40,7 @@ import numpy as np
 
 from agent_stack.data.tabletop import TABLETOP_CONTROL_HZ, TABLETOP_DATASET
 from sim.collect import FAMILY_SEED_SHIFT, select_families
+from sim.reach import REACH_HIGH, REACH_LOW
 from sim.tabletop_env import TabletopConfig, TabletopEnv
 from sim.tasks import FAMILIES, Task, sample_task
 
@@ -288,8 +289,6 @@ def evaluate(make_env: Callable[[], TabletopEnv], policy: ClosedLoopPolicy, plan
 
 # --- reaching: end-effector targets for a controller ---------------------------------------------------
 
-REACH_LOW, REACH_HIGH = (0.35, -0.2, 0.08), (0.65, 0.2, 0.3)
-"""Box the reach targets are drawn from: inside the workspace, clear of the blocks on the table."""
 
 
 class TargetTracker(Protocol):

@@ -56,18 +56,39 @@ def restore_rng_state(state: torch.Tensor) -> None:
         torch.cuda.set_rng_state(state[cpu_size:].clone())
 
 
+def optimizer_state(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimiser's state split for safetensors + JSON: (tensors named `prefix.<param>.<key>`, the rest)."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for index, per_param in state["state"].items():
+        for name, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{index}.{name}"] = value
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict,
+                         prefix: str) -> None:
+    """Inverse of `optimizer_state`."""
+    per_param: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            index, key = name[len(prefix) + 1:].split(".", 1)
+            per_param.setdefault(int(index), {})[key] = value
+    for index, values in meta["scalars"].items():
+        per_param.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
+
+
 def save_training_state(directory: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                         scheduler: torch.optim.lr_scheduler.LRScheduler, step: int, batches_taken: int,
                         rng_states: list[torch.Tensor], parameter_digests: list[str]) -> None:
-    optimizer_state = optimizer.state_dict()
     tensors = {f"model.{name}": value for name, value in model.state_dict().items()}
-    scalars: dict[str, dict] = {}
-    for index, per_param in optimizer_state["state"].items():
-        for name, value in per_param.items():
-            if torch.is_tensor(value):
-                tensors[f"optimizer.{index}.{name}"] = value
-            else:
-                scalars.setdefault(str(index), {})[name] = value
+    optimizer_tensors, optimizer_json = optimizer_state(optimizer, "optimizer")
+    tensors.update(optimizer_tensors)
     for rank, state in enumerate(rng_states):
         tensors[f"rng.{rank}"] = state
     save_weights(tensors, directory / STATE_TENSORS)
@@ -76,8 +97,7 @@ def save_training_state(directory: Path, *, model: torch.nn.Module, optimizer: t
         "batches_taken": batches_taken,
         "world_size": len(rng_states),
         "parameter_digests": parameter_digests,
-        "optimizer_param_groups": optimizer_state["param_groups"],
-        "optimizer_scalars": scalars,
+        "optimizer": optimizer_json,
         "scheduler": scheduler.state_dict(),
     })
 
@@ -92,14 +112,7 @@ def load_training_state(directory: Path, *, model: torch.nn.Module, optimizer: t
     tensors = load_file(str(directory / STATE_TENSORS))
     model.load_state_dict({name[len("model."):]: value for name, value in tensors.items()
                            if name.startswith("model.")})
-    per_param: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
-            per_param.setdefault(int(index), {})[key] = value
-    for index, values in meta["optimizer_scalars"].items():
-        per_param.setdefault(int(index), {}).update(values)
-    optimizer.load_state_dict({"state": per_param, "param_groups": meta["optimizer_param_groups"]})
+    load_optimizer_state(optimizer, tensors, meta["optimizer"], "optimizer")
     scheduler.load_state_dict(meta["scheduler"])
     restore_rng_state(tensors[f"rng.{rank}"])
     return meta

@@ -1,6 +1,7 @@
-"""controller_node with a Diffusion Policy, built in-process (the timers never spin; callbacks and steps are
-called directly): the chunk moves an intermediate target that the servo tracks, inference never holds up a
-step, and a missing or wrong checkpoint or a non-finite action falls back to the DLS baseline."""
+"""controller_node with a Diffusion Policy or an online reach agent, built in-process (the timers never spin;
+callbacks and steps are called directly): the chunk moves an intermediate target that the servo tracks,
+inference never holds up a step, the agent moves the joint commands by bounded steps, and a missing or
+wrong checkpoint or a non-finite action falls back to the DLS baseline."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter
 
 from agent_stack.control.diffusion import DiffusionConfig, DiffusionModel, DiffusionPolicy
+from agent_stack.control.tdmpc2 import TDMPC2Agent, TDMPC2Config
 from agent_stack.normalization import DatasetStatistics, Statistics
 from ros_nodes import conversions
 from ros_nodes.controller_node import ControllerNode
 from ros_nodes.node_main import StartupError
 from sim.kinematics import JacoKinematics
+from sim.reach import OBSERVATION_DIM, ReachConfig
 from sim.scene import ARM_JOINT_NAMES, FINGER_JOINT_NAMES, FINGER_OPEN, HOME_QPOS, TOP_DOWN_QUAT
 
 JOINTS = [*ARM_JOINT_NAMES, *FINGER_JOINT_NAMES]
@@ -66,8 +69,9 @@ def make_node(ros_domain):
     rclpy.shutdown(context=context)
 
 
-def feed(node: ControllerNode, target_pos) -> None:
-    node.on_joint_states(conversions.joint_state_msg(JOINTS, HOME, stamp=node.get_clock().now().to_msg()))
+def feed(node: ControllerNode, target_pos, q=HOME) -> None:
+    node.on_joint_states(conversions.joint_state_msg(JOINTS, q, np.zeros(len(JOINTS)),
+                                                     stamp=node.get_clock().now().to_msg()))
     node.on_ee_target(conversions.pose_to_msg(target_pos, TOP_DOWN_QUAT, node.get_clock().now().to_msg(),
                                               "base_link"))
 
@@ -176,3 +180,68 @@ def test_real_policy_produces_finite_chunks(make_node, checkpoint):
 def test_bad_policy_parameter_is_a_startup_error(make_node):
     with pytest.raises(StartupError, match="policy must be one of"):
         make_node(policy="pid")
+
+
+# --- online agents trained on tabletop:reach -----------------------------------------------------------------
+
+def save_agent(path, observation_dim: int = OBSERVATION_DIM) -> str:
+    config = TDMPC2Config(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2, num_bins=21, mpc=False)
+    TDMPC2Agent(config, (observation_dim,), len(ARM_JOINT_NAMES)).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def agent_checkpoint(tmp_path_factory):
+    """A random-weight TD-MPC2 agent with the reach task's observation and action sizes."""
+    return save_agent(tmp_path_factory.mktemp("reach_agent"))
+
+
+def test_agent_moves_joint_commands_by_bounded_steps(make_node, agent_checkpoint):
+    node = make_node(policy="tdmpc2", checkpoint=agent_checkpoint)
+    assert node.agent is not None
+    step = ReachConfig().max_joint_step
+    q = HOME.copy()
+    for _ in range(5):
+        feed(node, home_position() + [0.1, 0.0, 0.0], q)
+        node.agent_step()
+        node.tick()
+        command = np.array(node.sent[-1].data)
+        assert np.all(np.abs(command - q[:6]) <= step + 1e-9) and np.any(command != q[:6])
+        q[:6] = command   # an ideal servo
+    assert node.agent_command is not None and np.array_equal(node.agent_command, q[:6])
+
+
+def test_agent_non_finite_action_falls_back_to_the_baseline(make_node, agent_checkpoint, monkeypatch):
+    node = make_node(policy="tdmpc2", checkpoint=agent_checkpoint)
+    monkeypatch.setattr(node.agent, "act", lambda observation, eval: np.full(6, np.nan, np.float32))
+    target = home_position() + [0.1, 0.0, 0.0]
+    feed(node, target)
+    node.agent_step()
+    assert node.agent is None
+    for _ in range(40):
+        node.tick()
+    reached = JacoKinematics().forward(np.array(node.sent[-1].data))[0]
+    assert np.linalg.norm(reached - target) < 0.05
+
+
+@pytest.mark.parametrize("case", ["missing", "wrong_algo", "wrong_size"])
+def test_unusable_agent_checkpoint_falls_back_to_the_baseline(make_node, agent_checkpoint, tmp_path, case):
+    if case == "missing":
+        node = make_node(policy="tdmpc2", checkpoint=str(tmp_path / "none"))
+    elif case == "wrong_algo":
+        node = make_node(policy="dreamerv3", checkpoint=agent_checkpoint)
+    else:
+        node = make_node(policy="tdmpc2", checkpoint=save_agent(tmp_path / "small", observation_dim=10))
+    assert node.agent is None
+    feed(node, home_position() + [0.05, 0.0, 0.0])
+    node.tick()
+    assert len(node.sent) == 1
+
+
+def test_agent_needs_joint_velocities(make_node, agent_checkpoint):
+    node = make_node(policy="tdmpc2", checkpoint=agent_checkpoint)
+    node.on_joint_states(conversions.joint_state_msg(JOINTS, HOME))   # positions only
+    node.on_ee_target(conversions.pose_to_msg(home_position(), TOP_DOWN_QUAT, node.get_clock().now().to_msg(),
+                                              "base_link"))
+    node.agent_step()
+    assert node.agent_command is None and node.agent is not None   # dropped, still running
