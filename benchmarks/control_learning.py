@@ -7,7 +7,7 @@ Trains one run per seed with `agent_stack.train.online` (the code behind `agent-
 collects the deterministic evaluation returns, and compares them with a uniform-random policy measured
 here and, where the published curve has a point at a step this run reached, with the published mean
 (TD-MPC2's results CSVs in nicklashansen/tdmpc2, which also hold its DreamerV3 baseline curves). Prints a
-table, writes JSON (`benchmarks/results/control_learning_<algo>_<task>.json`) and a PNG learning curve
+table, writes JSON (`docs/learning_curves/control_learning_<algo>_<task>.json`) and a PNG learning curve
 beside it (matplotlib, `pip install -e '.[bench]'`).
 """
 
@@ -26,7 +26,7 @@ from rich.table import Table
 
 from agent_stack.train.online import OnlineRun, episode_seed, make_env, parse_override, train_online
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "learning_curves"
 PUBLISHED: dict[tuple[str, str], dict[int, float]] = {
     # Mean episode return over the 3 seeds of the CSVs in nicklashansen/tdmpc2 `results/` (step: return).
     ("tdmpc2", "cartpole-balance"): {100_000: 997.8},
@@ -84,8 +84,10 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default docs/learning_curves/...)")
     parser.add_argument("--runs", type=Path, default=None, help="keep the run directories here")
+    parser.add_argument("--existing", type=Path, nargs="+", default=None,
+                        help="summarise these finished run directories (their eval.json) instead of training")
     args = parser.parse_args()
 
     task = args.env.partition(":")[2]
@@ -94,12 +96,18 @@ def main() -> None:
     curves: dict[int, list[dict]] = {}
     started = time.perf_counter()
     runs_root = args.runs or Path(tempfile.mkdtemp(prefix="control_learning_"))
-    for seed in args.seeds:
+    for run_dir in args.existing or []:
+        saved = json.loads((run_dir / "eval.json").read_text())
+        if saved["run"]["algo"] != args.algo or saved["run"]["env"] != args.env:
+            parser.error(f"{run_dir} is a {saved['run']['algo']} run on {saved['run']['env']}")
+        curves[saved["run"]["seed"]] = saved["evaluations"]
+    for seed in [] if args.existing else args.seeds:
         run = OnlineRun(algo=args.algo, env=args.env, steps=args.steps, seed=seed, model_size=args.model_size,
                         overrides=dict(args.set), eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                         checkpoint_every=args.steps, threads=args.threads)
         curves[seed] = train_online(run, runs_root / f"{args.algo}_{task}_seed{seed}")
-    wall = time.perf_counter() - started
+    wall = time.perf_counter() - started if not args.existing else max(
+        e["wall_seconds"] for evaluations in curves.values() for e in evaluations)
     random = random_return(args.env, {}, args.eval_episodes, 0)
     published = PUBLISHED.get((args.algo, task), {})
 
@@ -121,7 +129,7 @@ def main() -> None:
     Console().print(table)
 
     result = {
-        "algo": args.algo, "env": args.env, "steps": args.steps, "seeds": args.seeds,
+        "algo": args.algo, "env": args.env, "steps": args.steps, "seeds": sorted(curves),
         "model_size": args.model_size, "overrides": dict(args.set), "threads": args.threads,
         "torch": torch.__version__, "wall_seconds": wall, "random_return": random,
         "published": {str(k): v for k, v in published.items()}, "curve": rows,

@@ -14,7 +14,8 @@ outputs a non-finite action.
 `agent_rate_hz` (>= 50, the rate it was trained at) it observes the joints, the forward-kinematics tool
 position and the `ee_target` position (`sim.reach.reach_observation`) and moves the six joint position
 commands by at most `max_joint_step`; the orientation of `ee_target` is not tracked in this mode. The
-same fallback rules apply (missing or mismatched checkpoint, non-finite action).
+same fallback rules apply (missing or mismatched checkpoint, non-finite action). `tdmpc2_planning:=false`
+acts with TD-MPC2's policy prior instead of MPPI, which fits the 20 ms budget on a CPU.
 
 Holds position while `estop` is true or when no target arrived within `target_timeout_s`.
 """
@@ -55,6 +56,7 @@ class ControllerNode(Node):
         reach = ReachConfig()
         self.declare_parameter("agent_rate_hz", reach.control_hz)
         self.declare_parameter("max_joint_step", reach.max_joint_step)
+        self.declare_parameter("tdmpc2_planning", True)
         kinematics = JacoKinematics()
         defaults = jaco_tracking_config(kinematics)
         self.declare_parameter("damping", defaults.damping)
@@ -194,6 +196,8 @@ class ControllerNode(Node):
             self.get_logger().error(f"{algo} controller unavailable ({error}); falling back to the DLS "
                                     "operational-space controller")
             return False
+        if algo == "tdmpc2" and not self.get_parameter("tdmpc2_planning").value:
+            agent.config.mpc = False  # act with the policy prior: a millisecond instead of an MPPI solve
         self.agent = agent
         self.create_timer(1.0 / self.agent_hz, self.agent_step)
         return True

@@ -211,6 +211,14 @@ def test_agent_moves_joint_commands_by_bounded_steps(make_node, agent_checkpoint
     assert node.agent_command is not None and np.array_equal(node.agent_command, q[:6])
 
 
+def test_tdmpc2_planning_can_be_switched_off(make_node, tmp_path):
+    config = TDMPC2Config(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2, num_bins=21)   # plans by default
+    TDMPC2Agent(config, (OBSERVATION_DIM,), len(ARM_JOINT_NAMES)).save(tmp_path / "planner")
+    assert make_node(policy="tdmpc2", checkpoint=str(tmp_path / "planner")).agent.config.mpc
+    node = make_node(policy="tdmpc2", checkpoint=str(tmp_path / "planner"), tdmpc2_planning=False)
+    assert not node.agent.config.mpc
+
+
 def test_agent_non_finite_action_falls_back_to_the_baseline(make_node, agent_checkpoint, monkeypatch):
     node = make_node(policy="tdmpc2", checkpoint=agent_checkpoint)
     monkeypatch.setattr(node.agent, "act", lambda observation, eval: np.full(6, np.nan, np.float32))
