@@ -46,20 +46,23 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.console import Console
-from rich.table import Table
+from speed_comparison import (
+    ReferenceProcess,
+    comparison_table,
+    fill_random_episodes,
+    loadavg,
+    machine,
+    measure,
+    stats,
+    time_calls,
+)
 
 from agent_stack.control.dreamer import DreamerAgent, DreamerConfig
 from agent_stack.control.replay import ReplayBuffer
@@ -108,28 +111,16 @@ class Ours:
         self.agent = DreamerAgent(self.config, observation_shape=(args.obs_dim,), action_dim=args.action_dim)
         self.replay = ReplayBuffer(args.episodes * (args.episode_length + 1), (args.obs_dim,), args.action_dim,
                                    seed=args.seed)
-        rng = np.random.default_rng(args.seed)
-        for _ in range(args.episodes):
-            self.replay.start_episode(rng.standard_normal(args.obs_dim, dtype=np.float32))
-            for _ in range(args.episode_length):
-                self.replay.add(rng.uniform(-1, 1, args.action_dim).astype(np.float32), float(rng.uniform()),
-                                rng.standard_normal(args.obs_dim, dtype=np.float32), False)
+        fill_random_episodes(self.replay, args.episodes, args.episode_length, args.obs_dim, args.action_dim,
+                             args.seed)
 
     def _sample(self) -> dict[str, torch.Tensor]:
         return self.replay.sample(self.config.batch_size, self.config.batch_length)
 
     def times(self, op: str, n: int) -> list[float]:
-        out = []
-        for _ in range(n):
-            if op == "update":
-                batch = self._sample()
-                start = time.perf_counter()
-                self.agent.update(batch)
-            else:
-                start = time.perf_counter()
-                self._sample()
-            out.append(time.perf_counter() - start)
-        return out
+        if op == "update":
+            return time_calls(self.agent.update, n, prepare=self._sample)
+        return time_calls(self._sample, n)
 
     def describe(self) -> dict:
         a, c = self.agent, self.config
@@ -149,97 +140,23 @@ class Ours:
                 "versions": {"torch": torch.__version__}, "torch_threads": torch.get_num_threads()}
 
 
-# --- sheeprl, in its own venv -----------------------------------------------------------------------------
+# --- sheeprl, in its own venv, and reporting -------------------------------------------------------------
 
-class Sheeprl:
-    """The harness in --serve mode: one JSON line describing the agent, then one answer per request."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the subprocess
-        command = [str(args.reference_python), str(HARNESS), "--serve", "--size", args.size,
-                   "--obs-dim", str(args.obs_dim), "--action-dim", str(args.action_dim),
-                   "--episode-length", str(args.episode_length), "--episodes", str(args.episodes),
-                   "--threads", str(args.threads), "--matmul-precision", args.matmul_precision,
-                   "--seed", str(args.seed)]
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-        env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     text=True, bufsize=1, env=env, cwd=tempfile.gettempdir())
-        self.info = self._read()
-
-    def _read(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            self.stderr.seek(0)
-            tail = self.stderr.read()[-3000:]
-            raise RuntimeError(f"the sheeprl harness exited with {self.proc.returncode}:\n{tail}")
-        return json.loads(line)
-
-    def times(self, op: str, n: int) -> list[float]:
-        self.proc.stdin.write(json.dumps({"op": op, "n": n}) + "\n")
-        self.proc.stdin.flush()
-        return self._read()["times"]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=120)
-        self.stderr.close()
+def sheeprl(args: argparse.Namespace) -> ReferenceProcess:
+    """The sheeprl harness in --serve mode, built at the same size, precision and thread count as ours."""
+    command = [str(args.reference_python), str(HARNESS), "--serve", "--size", args.size,
+               "--obs-dim", str(args.obs_dim), "--action-dim", str(args.action_dim),
+               "--episode-length", str(args.episode_length), "--episodes", str(args.episodes),
+               "--threads", str(args.threads), "--matmul-precision", args.matmul_precision,
+               "--seed", str(args.seed)]
+    return ReferenceProcess(command, "sheeprl", args.threads, close_timeout=120)
 
 
-# --- measuring and reporting ------------------------------------------------------------------------------
-
-def stats(times: list[float]) -> dict:
-    ms = sorted(1e3 * t for t in times)
-    return {"n": len(ms), "p50_ms": statistics.median(ms), "mean_ms": statistics.fmean(ms), "min_ms": ms[0],
-            "max_ms": ms[-1], "p90_ms": ms[min(len(ms) - 1, math.ceil(0.9 * len(ms)) - 1)]}
-
-
-def measure(sides: dict, args: argparse.Namespace, console: Console) -> tuple[dict, dict]:
-    """Warm-up on each side, then `rounds` alternating blocks of each op, the order flipped every round.
-
-    Returns (name -> op -> seconds, op -> [per-round ratio of ours' block mean to sheeprl's]).
-    """
-    totals = {"update": args.steps, "sample": args.samples}
-    for name, side in sides.items():
-        console.print(f"warm-up: {name} ({args.warmup} train steps)")
-        side.times("update", args.warmup)
-        side.times("sample", 2)
-    times = {name: {op: [] for op in OPS} for name in sides}
-    paired: dict[str, list[float]] = {op: [] for op in OPS}
-    names = list(sides)
-    for r in range(args.rounds):
-        order = names if r % 2 == 0 else names[::-1]
-        for op in OPS:
-            n = totals[op] // args.rounds + (1 if r < totals[op] % args.rounds else 0)
-            if not n:
-                continue
-            block = {name: sides[name].times(op, n) for name in order}
-            for name in order:
-                times[name][op] += block[name]
-            if "sheeprl" in block:
-                paired[op].append(statistics.fmean(block["ours"]) / statistics.fmean(block["sheeprl"]))
-        so_far = "; ".join(f"{name} train step p50 {statistics.median(ops['update']):.2f} s (n={len(ops['update'])})"
-                           for name, ops in times.items() if ops["update"])
-        console.print(f"round {r + 1}/{args.rounds} (order {' -> '.join(order)}): {so_far}", soft_wrap=True)
-    return times, paired
-
-
-def machine() -> dict:
-    cpu = None
-    if Path("/proc/cpuinfo").exists():
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), None)
-    return {"platform": platform.platform(), "cpu": cpu or platform.processor(), "cpu_count": os.cpu_count(),
-            "python": platform.python_version()}
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
+def progress(order: list[str], times: dict) -> str:
+    """The rest of a progress line: the order of the round, then each side's train-step p50 so far."""
+    so_far = "; ".join(f"{name} train step p50 {statistics.median(ops['update']):.2f} s (n={len(ops['update'])})"
+                       for name, ops in times.items() if ops["update"])
+    return f" (order {' -> '.join(order)}): {so_far}"
 
 
 def report(result: dict, console: Console) -> None:
@@ -248,10 +165,8 @@ def report(result: dict, console: Console) -> None:
     title = (f"DreamerV3 size {spec['size']}, obs {spec['obs_dim']}, action {spec['action_dim']}, batch "
              f"{ours['config']['batch_size']} x {ours['config']['batch_length']}, {result['threads']} thread(s) "
              f"— per step")
-    table = Table(title=title, caption="train step: world model + actor + critic update on one batch (sampled "
-                  "before, untimed); sampling: one batch from the side's replay buffer")
-    for column in ("measurement", "stat", "ours", "sheeprl", "ours / sheeprl"):
-        table.add_column(column, justify="left" if column in ("measurement", "stat") else "right")
+    table = comparison_table(title, "train step: world model + actor + critic update on one batch (sampled "
+                             "before, untimed); sampling: one batch from the side's replay buffer", "sheeprl")
     for op, label, unit, scale in (("update", "train step", "s", 1e-3), ("sample", "batch sampling alone", "ms", 1)):
         for key in ("p50_ms", "mean_ms", "min_ms"):
             o = ours[op][key] * scale
@@ -296,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.reference_python and str(args.reference_python):
         console.print(f"building sheeprl's DreamerV3 {args.size} (subprocess {args.reference_python})...")
         try:
-            sides["sheeprl"] = Sheeprl(args)
+            sides["sheeprl"] = sheeprl(args)
         except (OSError, RuntimeError, json.JSONDecodeError) as error:
             reference_error = str(error)
             console.print(f"[red]sheeprl unavailable:[/red] {error}")
@@ -304,14 +219,17 @@ def main(argv: list[str] | None = None) -> dict:
     ours = Ours(args)
     sides = {"ours": ours, **sides}
     try:
-        times, paired = measure(sides, args, console)
+        times, paired = measure(sides, "sheeprl", {"update": args.steps, "sample": args.samples}, args.rounds,
+                                {"update": args.warmup, "sample": 2}, console, progress,
+                                warmup_note=f" ({args.warmup} train steps)")
     finally:
         if "sheeprl" in sides:
             sides["sheeprl"].close()
-    ours_result = {**ours.describe(), **{op: stats(times["ours"][op]) for op in OPS if times["ours"][op]}}
+    ours_result = {**ours.describe(), **{op: stats(times["ours"][op], max_ms=True) for op in OPS
+                                         if times["ours"][op]}}
     ref_result = None
     if "sheeprl" in sides:
-        ref_result = {**sides["sheeprl"].info, **{op: stats(times["sheeprl"][op]) for op in OPS
+        ref_result = {**sides["sheeprl"].info, **{op: stats(times["sheeprl"][op], max_ms=True) for op in OPS
                                                   if times["sheeprl"][op]}}
     ratios = {op: ({k: ours_result[op][k] / ref_result[op][k] for k in ("p50_ms", "mean_ms", "min_ms")}
                    if ref_result and op in ref_result and op in ours_result else None) for op in OPS}

@@ -57,20 +57,24 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from rich.console import Console
-from rich.table import Table
+from speed_comparison import (
+    ReferenceProcess,
+    comparison_table,
+    fill_random_episodes,
+    loadavg,
+    machine,
+    measure,
+    stats,
+    time_calls,
+)
 
 from agent_stack.control.replay import ReplayBuffer
 from agent_stack.control.tdmpc2 import TDMPC2Agent, TDMPC2Config
@@ -124,12 +128,8 @@ class Ours:
         self.config = TDMPC2Config.preset(args.model_size, episode_length=args.episode_length)
         self.agent = TDMPC2Agent(self.config, observation_shape=(args.obs_dim,), action_dim=args.action_dim)
         self.replay = ReplayBuffer(1_000_000, (args.obs_dim,), args.action_dim, seed=args.seed)  # official capacity
-        rng = np.random.default_rng(args.seed)
-        for _ in range(args.episodes):
-            self.replay.start_episode(rng.standard_normal(args.obs_dim, dtype=np.float32))
-            for _ in range(args.episode_length):
-                self.replay.add(rng.uniform(-1, 1, args.action_dim).astype(np.float32), float(rng.uniform()),
-                                rng.standard_normal(args.obs_dim, dtype=np.float32), False)
+        fill_random_episodes(self.replay, args.episodes, args.episode_length, args.obs_dim, args.action_dim,
+                             args.seed)
         self.observations = np.random.default_rng(args.seed + 1).standard_normal((64, args.obs_dim), dtype=np.float32)
         self.step = 0
 
@@ -159,107 +159,25 @@ class Ours:
         self.step += 1
 
     def times(self, op: str, n: int) -> list[float]:
-        fn = {"update": self._update, "plan": self._plan, "sample": self._sample}[op]
-        out = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-        return out
+        return time_calls({"update": self._update, "plan": self._plan, "sample": self._sample}[op], n)
 
 
-# --- the official implementation, in its own venv ---------------------------------------------------------
+# --- the official implementation, in its own venv, and reporting ----------------------------------------
 
-class Official:
-    """The harness in --serve mode: one JSON line describing the agent, then one answer per request."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the subprocess
-        command = [str(args.reference_python), str(HARNESS), "--serve", "--tdmpc2-dir", str(args.reference_dir),
-                   "--model-size", str(args.model_size), "--obs-dim", str(args.obs_dim),
-                   "--action-dim", str(args.action_dim), "--episode-length", str(args.episode_length),
-                   "--episodes", str(args.episodes), "--threads", str(args.threads), "--seed", str(args.seed)]
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-        env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     text=True, bufsize=1, env=env, cwd=tempfile.gettempdir())
-        self.info = self._read()
-
-    def _read(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            self.stderr.seek(0)
-            tail = self.stderr.read()[-3000:]
-            raise RuntimeError(f"the official harness exited with {self.proc.returncode}:\n{tail}")
-        return json.loads(line)
-
-    def times(self, op: str, n: int) -> list[float]:
-        self.proc.stdin.write(json.dumps({"op": op, "n": n}) + "\n")
-        self.proc.stdin.flush()
-        return self._read()["times"]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
-        self.stderr.close()
+def official(args: argparse.Namespace) -> ReferenceProcess:
+    """The official harness in --serve mode, built at the same size and thread count as ours."""
+    command = [str(args.reference_python), str(HARNESS), "--serve", "--tdmpc2-dir", str(args.reference_dir),
+               "--model-size", str(args.model_size), "--obs-dim", str(args.obs_dim),
+               "--action-dim", str(args.action_dim), "--episode-length", str(args.episode_length),
+               "--episodes", str(args.episodes), "--threads", str(args.threads), "--seed", str(args.seed)]
+    return ReferenceProcess(command, "official", args.threads, close_timeout=60)
 
 
-# --- measuring and reporting ------------------------------------------------------------------------------
-
-def stats(times: list[float]) -> dict:
-    ms = sorted(1e3 * t for t in times)
-    return {"n": len(ms), "p50_ms": statistics.median(ms), "mean_ms": statistics.fmean(ms), "min_ms": ms[0],
-            "p90_ms": ms[min(len(ms) - 1, math.ceil(0.9 * len(ms)) - 1)]}
-
-
-def measure(sides: dict, args: argparse.Namespace, console: Console) -> tuple[dict, dict]:
-    """Warm-up on each side, then `rounds` alternating blocks of each op, the order flipped every round.
-
-    Returns (name -> op -> seconds, op -> [per-round ratio of ours' block mean to the official's]). The
-    per-round ratios pair steps taken seconds apart, so slow swings of the machine's load cancel out.
-    """
-    totals = {"update": args.updates, "plan": args.plans, "sample": args.samples}
-    for name, side in sides.items():
-        console.print(f"warm-up: {name}")
-        side.times("update", args.warmup)
-        side.times("plan", args.warmup)
-        side.times("sample", min(args.warmup, 3))
-    times = {name: {op: [] for op in OPS} for name in sides}
-    paired: dict[str, list[float]] = {op: [] for op in OPS}
-    names = list(sides)
-    for r in range(args.rounds):
-        order = names if r % 2 == 0 else names[::-1]
-        for op in OPS:
-            n = totals[op] // args.rounds + (1 if r < totals[op] % args.rounds else 0)
-            if not n:
-                continue
-            block = {name: sides[name].times(op, n) for name in order}
-            for name in order:
-                times[name][op] += block[name]
-            if "official" in block:
-                paired[op].append(statistics.fmean(block["ours"]) / statistics.fmean(block["official"]))
-        if (r + 1) % max(1, args.rounds // 10) == 0 or r + 1 == args.rounds:
-            so_far = "; ".join(f"{name} " + ", ".join(f"{op} p50 {1e3 * statistics.median(v):.0f} ms (n={len(v)})"
-                                                       for op, v in ops.items() if v)
-                               for name, ops in times.items())
-            console.print(f"round {r + 1}/{args.rounds}: {so_far}", soft_wrap=True)
-    return times, paired
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else None
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "python": platform.python_version()}
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
+def progress(order: list[str], times: dict) -> str:
+    """The rest of a progress line: each side's p50 so far per op, in milliseconds."""
+    return ": " + "; ".join(f"{name} " + ", ".join(f"{op} p50 {1e3 * statistics.median(v):.0f} ms (n={len(v)})"
+                                                   for op, v in ops.items() if v)
+                            for name, ops in times.items())
 
 
 def ratio(ours: dict, official: dict | None, key: str) -> float | None:
@@ -270,10 +188,8 @@ def report(result: dict, console: Console) -> None:
     ours, official = result["ours"], result["official"]
     title = (f"TD-MPC2 model size {result['spec']['model_size']}, obs {result['spec']['obs_dim']}, "
              f"action {result['spec']['action_dim']}, {result['threads']} threads — ms per step")
-    table = Table(title=title, caption="update: sample 256 windows of 4 steps + one gradient update; "
-                  "plan: one act() = MPPI 6 x 512 samples, 64 elites, 24 policy trajectories, horizon 3")
-    for column in ("measurement", "stat", "ours", "official", "ours / official"):
-        table.add_column(column, justify="left" if column in ("measurement", "stat") else "right")
+    table = comparison_table(title, "update: sample 256 windows of 4 steps + one gradient update; plan: one "
+                             "act() = MPPI 6 x 512 samples, 64 elites, 24 policy trajectories, horizon 3", "official")
     labels = {"update": "update step", "plan": "planning step", "sample": "batch sampling alone"}
     for op in OPS:
         for key in ("p50_ms", "mean_ms", "min_ms"):
@@ -309,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.reference_python:
         console.print("building the official agent (subprocess)...")
         try:
-            sides["official"] = Official(args)
+            sides["official"] = official(args)
         except (OSError, RuntimeError, json.JSONDecodeError) as error:
             official_error = str(error)
             console.print(f"[red]official implementation unavailable:[/red] {error}")
@@ -317,7 +233,10 @@ def main(argv: list[str] | None = None) -> dict:
     ours = Ours(args)
     sides = {"ours": ours, **sides}
     try:
-        times, paired = measure(sides, args, console)
+        times, paired = measure(
+            sides, "official", {"update": args.updates, "plan": args.plans, "sample": args.samples}, args.rounds,
+            {"update": args.warmup, "plan": args.warmup, "sample": min(args.warmup, 3)}, console, progress,
+            progress_every=max(1, args.rounds // 10))
     finally:
         if "official" in sides:
             sides["official"].close()

@@ -289,6 +289,8 @@ def train_online(run: OnlineRun, out: Path, resume: bool = False,
     out = Path(out)
     if resume:
         run = OnlineRun(**read_json(out / RUN_FILE)) if run is None else run
+        if read_json(out / RUN_FILE) | {"steps": run.steps} != dataclasses.asdict(run):
+            raise ValueError(f"--resume continues the run in {out} as it was started; only --steps may change")
     elif (out / RUN_FILE).exists():
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -324,7 +326,9 @@ def build_parser(algo: str) -> argparse.ArgumentParser:
     parser.add_argument("--env", help="PREFIX:NAME, e.g. dmc:walker-walk or tabletop:reach (required unless --resume)")
     parser.add_argument("--out", type=Path, required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    parser.add_argument("--steps", type=int, default=100_000, help="environment steps (agent steps) to train")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="environment steps (agent steps) to train (default 100000); with --resume, extends "
+                             "the run to this many")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-size", default=None, help="preset: TD-MPC2 1/5/19/48/317, DreamerV3 XS/S/M/L/XL")
     parser.add_argument("--set", type=parse_override, action="append", default=[], metavar="NAME=VALUE",
@@ -345,12 +349,14 @@ def main(argv: list[str] | None = None, algo: str = "tdmpc2") -> int:
     args = build_parser(algo).parse_args(sys.argv[1:] if argv is None else argv)
     run = None
     try:
-        if not args.resume:
+        if args.resume and args.steps is not None:
+            run = dataclasses.replace(OnlineRun(**read_json(args.out / RUN_FILE)), steps=args.steps)
+        elif not args.resume:
             if not args.env:
                 raise ValueError("--env is required for a new run")
             env_options = {"obs_type": args.obs_type, "action_repeat": args.action_repeat,
                            "image_size": args.image_size}
-            run = OnlineRun(algo=args.algo, env=args.env, steps=args.steps, seed=args.seed,
+            run = OnlineRun(algo=args.algo, env=args.env, steps=args.steps or 100_000, seed=args.seed,
                             model_size=args.model_size, overrides=dict(args.set),
                             env_options={k: v for k, v in env_options.items() if v is not None},
                             eval_every=args.eval_every, eval_episodes=args.eval_episodes,

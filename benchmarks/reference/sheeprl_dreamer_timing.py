@@ -27,6 +27,10 @@ Two modes:
   train step and per batch sampling and the parameter counts;
 * --serve: print one JSON line describing the built agent, then answer each stdin line
   {"op": "update"|"sample", "n": k} with {"op": ..., "times": [seconds, ...]}, until end of input.
+  `benchmarks/dreamer_speed.py` uses this to interleave blocks of the two implementations.
+
+The timing loop, the summary, the stdout redirection and the --serve loop are `harness.py`'s in this folder,
+shared with `tdmpc2_official_timing.py`.
 
 Everything sheeprl prints goes to stderr; stdout carries only this protocol's JSON.
 """
@@ -38,9 +42,8 @@ import importlib.metadata
 import json
 import os
 import platform
-import statistics
-import sys
-import time
+
+from harness import protocol_stdout, serve, summary, time_calls
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -167,19 +170,11 @@ class Reference:
         self.gradient_steps += 1
 
     def times(self, op: str, n: int) -> list[float]:
-        out = []
-        for _ in range(n):
-            if op == "update":
-                batch = self.sample()  # sampled outside the timed region, as our side does
-                start = time.perf_counter()
-                self.update(batch)
-            elif op == "sample":
-                start = time.perf_counter()
-                self.sample()
-            else:
-                raise ValueError(f"unknown op {op!r}")
-            out.append(time.perf_counter() - start)
-        return out
+        if op == "update":
+            return time_calls(self.update, n, prepare=self.sample)  # sampled outside the timed region, as ours
+        if op == "sample":
+            return time_calls(self.sample, n)
+        raise ValueError(f"unknown op {op!r}")
 
     def describe(self) -> dict:
         torch = self.torch
@@ -234,30 +229,16 @@ class Reference:
         }
 
 
-def summary(times: list[float]) -> dict:
-    return {"n": len(times), "p50_ms": 1e3 * statistics.median(times), "mean_ms": 1e3 * statistics.fmean(times),
-            "min_ms": 1e3 * min(times)}
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    # Our protocol owns stdout; whatever else is printed (sheeprl, lightning) goes to stderr.
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    protocol = protocol_stdout()  # whatever else is printed (sheeprl, lightning) goes to stderr
     import warnings
 
     warnings.filterwarnings("ignore")
     ref = Reference(args)
     info = ref.describe()
     if args.serve:
-        protocol.write(json.dumps(info) + "\n")
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            request = json.loads(line)
-            protocol.write(json.dumps({"op": request["op"], "times": ref.times(request["op"], int(request["n"]))})
-                           + "\n")
+        serve(protocol, info, ref.times)
         return
     ref.times("update", args.warmup)
     info["update"] = summary(ref.times("update", args.steps))

@@ -20,6 +20,9 @@ Two modes:
   {"op": "update"|"plan"|"sample", "n": k} with {"op": ..., "times": [seconds, ...]}, until end of input.
   `benchmarks/tdmpc2_speed.py` uses this to interleave blocks of the two implementations.
 
+The timing loop, the summary, the stdout redirection and the --serve loop are `harness.py`'s in this folder,
+shared with `sheeprl_dreamer_timing.py`.
+
 Everything the official code prints goes to stderr; stdout carries only this protocol's JSON.
 """
 
@@ -30,10 +33,10 @@ import importlib.metadata
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
+
+from harness import protocol_stdout, serve, summary, time_calls
 
 # As the official train.py sets them before importing torch (they change how tensordict behaves).
 os.environ.setdefault("LAZY_LEGACY_OP", "0")
@@ -143,13 +146,7 @@ class Timer:
         self.buffer.sample()
 
     def times(self, op: str, n: int) -> list[float]:
-        fn = {"update": self.update, "plan": self.plan, "sample": self.sample}[op]
-        out = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-        return out
+        return time_calls({"update": self.update, "plan": self.plan, "sample": self.sample}[op], n)
 
 
 def describe(cfg, agent) -> dict:
@@ -179,19 +176,11 @@ def describe(cfg, agent) -> dict:
     }
 
 
-def summary(times: list[float]) -> dict:
-    return {"n": len(times), "p50_ms": 1e3 * statistics.median(times), "mean_ms": 1e3 * statistics.fmean(times),
-            "min_ms": 1e3 * min(times)}
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.tdmpc2_dir = official_dir(args.tdmpc2_dir)
     check_cpu_patch(args.tdmpc2_dir)
-    # Our protocol owns stdout; whatever else is printed (the official code prints) goes to stderr.
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    protocol = protocol_stdout()  # whatever else is printed (the official code prints) goes to stderr
     sys.path.insert(0, str(args.tdmpc2_dir))
     import warnings
 
@@ -203,13 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     timer = Timer(args, agent, buffer)
     info = describe(cfg, agent)
     if args.serve:
-        protocol.write(json.dumps(info) + "\n")
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            request = json.loads(line)
-            protocol.write(json.dumps({"op": request["op"], "times": timer.times(request["op"], int(request["n"]))})
-                           + "\n")
+        serve(protocol, info, timer.times)
         return
     timer.times("update", args.warmup)
     timer.times("plan", args.warmup)

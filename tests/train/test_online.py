@@ -3,6 +3,7 @@ exactly; the CLI builds dm_control environments through the `agent_stack.envs` e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -78,6 +79,12 @@ def test_resume_continues_exactly(tmp_path):
     final_resumed = load_agent(checkpoint_steps(resumed)[240]).state_dict()
     for name, value in final_straight.items():
         assert torch.equal(value, final_resumed[name]), name
+    # A finished run can be extended; nothing but the step count may change on resume.
+    train_online(dataclasses.replace(run, steps=280), resumed, resume=True, make_environment=PointEnv,
+                 log=lambda _: None)
+    assert max(checkpoint_steps(resumed)) == 280
+    with pytest.raises(ValueError, match="only --steps"):
+        train_online(dataclasses.replace(run, seed=4), resumed, resume=True, make_environment=PointEnv)
 
 
 def test_a_second_run_into_the_same_directory_is_refused(tmp_path):
