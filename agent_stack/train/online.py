@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -32,8 +33,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from agent_stack.checkpoint import (CHECKPOINTS_DIR, checkpoint_steps, latest_checkpoint, read_json, save_weights,
-                                    step_dir_name, write_directory_atomically, write_json)
+from agent_stack.checkpoint import (CHECKPOINTS_DIR, WEIGHTS_FILE, checkpoint_steps, latest_checkpoint, load_weights,
+                                    read_json, save_weights, step_dir_name, write_directory_atomically, write_json)
 from agent_stack.control.agent import AGENT_PACKAGES, OnlineAgent, agent_class
 from agent_stack.control.replay import ReplayBuffer
 from agent_stack.native_libraries import import_tensorflow
@@ -194,17 +195,14 @@ class OnlineTrainer:
                 "evaluations": self.evaluations,
             })
         path = write_directory_atomically(self.out / CHECKPOINTS_DIR / step_dir_name(self.step), write)
-        for step, old in list(checkpoint_steps(self.out).items())[:-self.run.keep_checkpoints]:
-            for child in old.iterdir():
-                child.unlink()
-            old.rmdir()
+        for old in list(checkpoint_steps(self.out).values())[:-self.run.keep_checkpoints]:
+            shutil.rmtree(old)
         return path
 
     def restore(self, directory: Path) -> None:
         meta = read_json(directory / STATE_JSON)
         tensors = load_file(str(directory / STATE_TENSORS))
-        loaded = type(self.agent).load(directory, self.run.device)
-        self.agent.load_state_dict(loaded.state_dict())
+        load_weights(self.agent, directory / WEIGHTS_FILE)
         for name, optimizer in self.agent.optimizers.items():
             load_optimizer_state(optimizer, tensors, meta["optimizers"][name], f"optimizer.{name}")
         self.replay.load_state_tensors(tensors)
@@ -288,8 +286,9 @@ def train_online(run: OnlineRun, out: Path, resume: bool = False,
     """Train (or continue) the run in `out`; returns the evaluation history."""
     out = Path(out)
     if resume:
-        run = OnlineRun(**read_json(out / RUN_FILE)) if run is None else run
-        if read_json(out / RUN_FILE) | {"steps": run.steps} != dataclasses.asdict(run):
+        started_as = read_json(out / RUN_FILE)
+        run = OnlineRun(**started_as) if run is None else run
+        if started_as | {"steps": run.steps} != dataclasses.asdict(run):
             raise ValueError(f"--resume continues the run in {out} as it was started; only --steps may change")
     elif (out / RUN_FILE).exists():
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
