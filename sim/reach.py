@@ -38,7 +38,7 @@ import numpy as np
 
 from agent_stack.control.osc import damped_least_squares, scale_to_speed_limit
 from sim.scene import ARM_JOINT_NAMES, HOME_QPOS
-from sim.tabletop_env import TabletopConfig, TabletopEnv
+from sim.tabletop_env import TabletopConfig, TabletopEnv, check_vector
 
 REACH_LOW, REACH_HIGH = (0.35, -0.2, 0.08), (0.65, 0.2, 0.3)
 """Box the reach targets are drawn from (m): inside the workspace, clear of the blocks on the table. The
@@ -122,28 +122,16 @@ class ReachConfig:
         return round(self.episode_seconds * self.control_hz)
 
 
-def _vector(values: Any, length: int, name: str) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be {length} numbers, got {values!r}") from error
-    if array.shape != (length,):
-        raise ValueError(f"{name} must have shape ({length},), got {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite, got {array.tolist()}")
-    return array
-
-
 def reach_observation(joint_pos: Any, joint_vel: Any, ee_pos: Any, target: Any) -> np.ndarray:
     """The (OBSERVATION_DIM,) float32 observation: proprioception (PROPRIO_DIM) then the goal (GOAL_DIM).
 
     joint_pos, joint_vel: the 6 arm joints (rad, rad/s) in ARM_JOINT_NAMES order; ee_pos: tool centre
     point in the base frame (m), e.g. forward kinematics of joint_pos; target: goal position (m).
     """
-    q = _vector(joint_pos, N_JOINTS, "joint_pos")
-    qd = _vector(joint_vel, N_JOINTS, "joint_vel")
-    ee = _vector(ee_pos, 3, "ee_pos")
-    goal = _vector(target, 3, "target")
+    q = check_vector(joint_pos, N_JOINTS, "joint_pos")
+    qd = check_vector(joint_vel, N_JOINTS, "joint_vel")
+    ee = check_vector(ee_pos, 3, "ee_pos")
+    goal = check_vector(target, 3, "target")
     return np.concatenate([np.sin(q), np.cos(q), JOINT_VEL_SCALE * qd, ee, goal]).astype(np.float32)
 
 
@@ -240,7 +228,7 @@ class ReachEnv:
         return observation, float(np.linalg.norm(ee_pos - self.target))
 
     def _check_action(self, action: Any) -> np.ndarray:
-        array = _vector(action, N_JOINTS, "action")
+        array = check_vector(action, N_JOINTS, "action")
         # A small tolerance absorbs float32 round-off from tanh policies; anything larger is a caller bug.
         if np.any(np.abs(array) > 1.0 + 1e-6):
             raise ValueError(f"action must lie in [-1, 1], got {array.tolist()}")

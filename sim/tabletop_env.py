@@ -197,7 +197,7 @@ class TabletopEnv:
 
     def step(self, action) -> tuple[dict, float, bool, bool, dict]:
         """Apply one policy action, advance 1 / policy_hz seconds; reward 1.0 and terminated on success."""
-        action = _check_vector(action, 7, "action")
+        action = check_vector(action, 7, "action")
         if self.config.control_mode == "ee_delta":
             self._apply_ee_delta(action[:6])
         else:
@@ -226,7 +226,7 @@ class TabletopEnv:
 
     def set_joint_targets(self, q) -> None:
         """Absolute position targets of the 6 arm joints; clears any end-effector target."""
-        q = _check_vector(q, 6, "joint targets")
+        q = check_vector(q, 6, "joint targets")
         lower, upper = self.kinematics.joint_limits()
         self._ee_target = None
         self.data.ctrl[self._arm_act] = np.clip(q, lower, upper)
@@ -242,8 +242,8 @@ class TabletopEnv:
 
     def set_ee_target(self, pos, quat_wxyz) -> None:
         """Absolute TCP target pose, world (= base) frame; tracked at control_hz while advancing."""
-        pos = _check_vector(pos, 3, "ee target position")
-        quat = normalize_quat(_check_vector(quat_wxyz, 4, "ee target quaternion"))
+        pos = check_vector(pos, 3, "ee target position")
+        quat = normalize_quat(check_vector(quat_wxyz, 4, "ee target quaternion"))
         self._ee_target = (pos, quat)
         self._target_pose = (pos.copy(), quat.copy())
 
@@ -385,7 +385,7 @@ class TabletopEnv:
         self.close()
 
 
-def _check_vector(values, length: int, name: str) -> np.ndarray:
+def check_vector(values, length: int, name: str) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as error:
@@ -411,5 +411,5 @@ def _check_layout(arranged, sampled: dict[str, np.ndarray]) -> dict[str, np.ndar
     unknown = set(arranged) - set(sampled)
     if unknown:
         raise ValueError(f"task.arrange returned unknown objects {sorted(unknown)}; known: {sorted(sampled)}")
-    checked = {name: _check_vector(pose, 4, f"layout[{name!r}]") for name, pose in arranged.items()}
+    checked = {name: check_vector(pose, 4, f"layout[{name!r}]") for name, pose in arranged.items()}
     return {**sampled, **checked}
