@@ -62,13 +62,14 @@ class OnlineAgent(nn.Module):
 
     @property
     def seed_steps(self) -> int:
-        """Environment steps taken with uniform random actions before the first update."""
-        raise NotImplementedError
+        """Environment steps taken with uniform random actions before the first update (the config's
+        `random_steps`)."""
+        return self.config.random_steps
 
     @property
     def updates_per_step(self) -> float:
-        """Calls of `update` per environment step once seeding is over (the replay ratio)."""
-        raise NotImplementedError
+        """Calls of `update` per environment step once seeding is over (the config's replay ratio)."""
+        return self.config.updates_per_step
 
     @property
     def pretrain_updates(self) -> int:

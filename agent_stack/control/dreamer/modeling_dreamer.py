@@ -391,14 +391,6 @@ class DreamerAgent(OnlineAgent):
     def sequence_length(self) -> int:
         return self.config.batch_length
 
-    @property
-    def seed_steps(self) -> int:
-        return self.config.random_steps
-
-    @property
-    def updates_per_step(self) -> float:
-        return self.config.updates_per_step
-
     def reset(self) -> None:
         self._carry = None
 

@@ -287,14 +287,6 @@ class TDMPC2Agent(OnlineAgent):
         return self.config.horizon + 1
 
     @property
-    def seed_steps(self) -> int:
-        return self.config.random_steps
-
-    @property
-    def updates_per_step(self) -> float:
-        return self.config.updates_per_step
-
-    @property
     def pretrain_updates(self) -> int:
         return self.config.random_steps
 
