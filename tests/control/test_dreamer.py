@@ -15,6 +15,7 @@ from agent_stack.control.dreamer.modeling_dreamer import (
     categorical_kl,
     kl_loss,
     lambda_return,
+    sample_onehot,
     unimix_logits,
 )
 from agent_stack.control.replay import ReplayBuffer
@@ -103,6 +104,22 @@ def test_unimix_keeps_every_class_at_least_one_percent_of_uniform():
     prior = agent.world_model.rssm.initial(2).logits
     assert prior.shape == (2, 4, 32)
     assert prior.exp().min() >= 0.01 / 32 * (1 - 1e-4)
+
+
+def test_latent_samples_follow_the_distribution_with_straight_through_gradients():
+    probs = torch.tensor([0.05, 0.25, 0.7, 0.0])
+    logits = (probs + 1e-12).log().expand(20_000, 1, 4).clone().requires_grad_(True)
+    sample = sample_onehot(logits)
+    onehot = sample.detach().round()
+    assert torch.allclose(sample.detach(), onehot, atol=1e-6) and bool((onehot.sum(-1) == 1).all())
+    frequencies = onehot.mean((0, 1))
+    assert torch.allclose(frequencies, probs, atol=0.01), frequencies
+    # Straight through: the value is the one-hot, the gradient that of the probabilities.
+    weights = torch.randn(4)
+    grad, = torch.autograd.grad((sample * weights).sum(), logits)
+    probs_logits = logits.detach().clone().requires_grad_(True)
+    expected, = torch.autograd.grad((probs_logits.softmax(-1) * weights).sum(), probs_logits)
+    assert torch.allclose(grad, expected, atol=1e-6)
 
 
 def gradients(loss: torch.Tensor, *tensors: torch.Tensor) -> list[torch.Tensor]:

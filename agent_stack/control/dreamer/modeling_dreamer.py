@@ -95,10 +95,15 @@ def unimix_logits(logits: torch.Tensor, unimix: float) -> torch.Tensor:
 
 
 def sample_onehot(logits: torch.Tensor) -> torch.Tensor:
-    """One-hot sample (Gumbel-max) with straight-through gradients: onehot + probs - sg(probs)."""
+    """One-hot sample with straight-through gradients: onehot + probs - sg(probs).
+
+    Drawn by inverting the CDF with one uniform per latent (the first class whose cumulative probability
+    passes it), several times faster on the CPU than Gumbel-max, which needs a random number per class."""
     probs = logits.softmax(-1)
-    gumbel = -torch.empty_like(logits).exponential_().log()
-    onehot = F.one_hot((logits + gumbel).argmax(-1), logits.shape[-1]).to(probs.dtype)
+    with torch.no_grad():
+        uniform = torch.rand(probs.shape[:-1] + (1,), dtype=probs.dtype, device=probs.device)
+        index = (probs.cumsum(-1) < uniform).sum(-1).clamp(max=probs.shape[-1] - 1)  # clamp: cumsum rounding
+        onehot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
     return onehot + probs - probs.detach()
 
 
@@ -167,7 +172,12 @@ class RSSM(nn.Module):
     def img_step(self, prev: State, action: torch.Tensor, sample: bool = True) -> State:
         """Sequence model (GRU) and dynamics predictor: the prior state after taking `action` in `prev`."""
         action = action * (1.0 / action.abs().clamp(min=1.0)).detach()  # the official code's action clip at 1
-        x = self.img_in(torch.cat([prev.stoch.flatten(-2), action], -1))
+        # img_in's linear layer on cat(z, a), as two products: the latent part then has a K of 1024 (the
+        # 1025 of the concatenation runs far slower on the CPU) and no concatenated copy is made.
+        linear, norm_and_activation = self.img_in[0], self.img_in[1:]
+        latent = prev.stoch.flatten(-2)
+        x = norm_and_activation(F.linear(latent, linear.weight[:, :latent.shape[-1]])
+                                + F.linear(action, linear.weight[:, latent.shape[-1]:]))
         reset, cand, update = self.gru(torch.cat([prev.deter, x], -1)).chunk(3, -1)
         reset = torch.sigmoid(reset)
         cand = torch.tanh(reset * cand)
@@ -445,29 +455,45 @@ class DreamerAgent(OnlineAgent):
         optimizer.step()
         return grad_norm
 
-    def imagine(self, start: State) -> tuple[State, torch.Tensor]:
+    def _step_only(self, name: str, loss: torch.Tensor, module: nn.Module, clip: float,
+                   retain_graph: bool = False) -> torch.Tensor:
+        """Step `module` on the gradients of `loss` with respect to its own parameters alone: the graph
+        reaches the world model (and the critic), but their weight gradients are never computed."""
+        params = list(module.parameters())
+        for param, grad in zip(params, torch.autograd.grad(loss, params, retain_graph=retain_graph)):
+            param.grad = grad
+        grad_norm = nn.utils.clip_grad_norm_(params, clip)
+        self.optimizers[name].step()
+        self.optimizers[name].zero_grad(set_to_none=True)
+        return grad_norm
+
+    def imagine(self, start: State) -> tuple[torch.Tensor, torch.Tensor]:
         """Roll the prior forward H steps with actions sampled (reparameterised) from the actor.
 
-        Returns the states s_0..s_H (H + 1, N, ...) and the actor's entropies at s_0..s_{H-1} (H, N).
-        The actor reads sg(s_t); the returns still reach it through the actions and the dynamics.
+        Returns the features of s_0..s_H (H + 1, N, F) and the actor's entropies at s_0..s_{H-1} (H, N).
+        The actor reads sg(s_t); the returns still reach it through the actions and the dynamics. Only the
+        features are kept: each step's are built once, for the actor and the heads alike.
         """
-        states, entropies = [start], []
+        state, feats, entropies = start, [features(start)], []
         for _ in range(self.config.imag_horizon):
-            policy = self.actor(features(states[-1]).detach())
+            policy = self.actor(feats[-1].detach())
             entropies.append(policy.entropy().sum(-1))
-            states.append(self.world_model.rssm.img_step(states[-1], policy.rsample()))
-        return stack_states(states), torch.stack(entropies)
+            state = self.world_model.rssm.img_step(state, policy.rsample())
+            feats.append(features(state))
+        return torch.stack(feats), torch.stack(entropies)
 
     def train_actor_critic(self, start: State, terminated: torch.Tensor) -> dict[str, torch.Tensor]:
         c, wm = self.config, self.world_model
-        traj, entropy = self.imagine(start)
-        feat = features(traj)                                                  # (H + 1, N, F)
-        reward = self.two_hot.decode(wm.reward(feat[1:]))                      # r_1..r_H
+        feat, entropy = self.imagine(start)                                    # (H + 1, N, F)
+        # r_1..r_H; the head reads every state and its output is sliced, not its input: the gradient of an
+        # input slice would be a zero-filled copy of all the features.
+        reward = self.two_hot.decode(wm.reward(feat)[1:])
         with torch.no_grad():
-            cont = (wm.cont(feat).squeeze(-1) > 0).float()                     # Bernoulli mode
-            cont = torch.cat([(1.0 - terminated)[None], cont[1:]])             # c_0 from the data
+            cont = (wm.cont(feat[1:]).squeeze(-1) > 0).float()                 # Bernoulli mode, c_1..c_H
+            cont = torch.cat([(1.0 - terminated)[None], cont])                 # c_0 from the data
             weight = torch.cumprod(c.gamma * cont, 0) / c.gamma                # trajectory weight
-        value = self.two_hot.decode(self.critic(feat))                          # v(s_0)..v(s_H)
+        critic_logits = self.critic(feat)                                      # one pass serves both losses
+        value = self.two_hot.decode(critic_logits)                              # v(s_0)..v(s_H)
         ret = lambda_return(reward, value, c.gamma * cont[1:], c.return_lambda)
 
         # Actor: maximise R^lambda / max(1, S) through the dynamics, plus eta * entropy.
@@ -475,21 +501,16 @@ class DreamerAgent(OnlineAgent):
         scale = self.return_norm.scale()
         advantage = (ret - value[:-1].detach()) / scale
         actor_loss = -((advantage + c.actor_entropy * entropy) * weight[:-1]).mean()
-        actor_params = list(self.actor.parameters())
-        for param, grad in zip(actor_params, torch.autograd.grad(actor_loss, actor_params)):
-            param.grad = grad  # only the actor's gradients: the world model and critic stay untouched
-        actor_grad_norm = nn.utils.clip_grad_norm_(actor_params, c.ac_grad_clip)
-        self.optimizers["actor"].step()
-        self.optimizers["actor"].zero_grad(set_to_none=True)
+        actor_grad_norm = self._step_only("actor", actor_loss, self.actor, c.ac_grad_clip, retain_graph=True)
 
-        # Critic: two-hot log-likelihood of sg(R^lambda), regularised towards the slow critic's predictions.
-        states, target = feat[:-1].detach(), ret.detach()
-        logits = self.critic(states)
+        # Critic: two-hot log-likelihood of sg(R^lambda), regularised towards the slow critic's predictions,
+        # on the imagined states s_0..s_{H-1} (the critic's own gradients only: the states are not trained).
+        logits, target = critic_logits[:-1], ret.detach()
         with torch.no_grad():
-            slow_value = self.two_hot.decode(self.slow_critic(states))
+            slow_value = self.two_hot.decode(self.slow_critic(feat[:-1]))
         critic_loss = ((self.two_hot.loss(logits, target) + c.slowreg_scale * self.two_hot.loss(logits, slow_value))
                        * weight[:-1]).mean()
-        critic_grad_norm = self._step("critic", critic_loss, self.critic, c.ac_grad_clip)
+        critic_grad_norm = self._step_only("critic", critic_loss, self.critic, c.ac_grad_clip)
         with torch.no_grad():
             for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters()):
                 slow.lerp_(fast, c.slow_critic_fraction)
