@@ -64,7 +64,7 @@ def test_tdmpc2_learns_the_point_task(tmp_path):
 
 def test_resume_continues_exactly(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    run = run_config(steps=240)
+    run = run_config(steps=160, eval_every=80)
     train_online(run, straight, make_environment=PointEnv, log=lambda _: None)
     train_online(run, resumed, make_environment=PointEnv, log=lambda _: None)
     # Throw away everything after the step-100 checkpoint, as if the process had been killed there.
@@ -75,14 +75,14 @@ def test_resume_continues_exactly(tmp_path):
             directory.rmdir()
     assert list(checkpoint_steps(resumed)) == [100]
     train_online(None, resumed, resume=True, make_environment=PointEnv, log=lambda _: None)
-    final_straight = load_agent(checkpoint_steps(straight)[240]).state_dict()
-    final_resumed = load_agent(checkpoint_steps(resumed)[240]).state_dict()
+    final_straight = load_agent(checkpoint_steps(straight)[160]).state_dict()
+    final_resumed = load_agent(checkpoint_steps(resumed)[160]).state_dict()
     for name, value in final_straight.items():
         assert torch.equal(value, final_resumed[name]), name
     # A finished run can be extended; nothing but the step count may change on resume.
-    train_online(dataclasses.replace(run, steps=280), resumed, resume=True, make_environment=PointEnv,
+    train_online(dataclasses.replace(run, steps=200), resumed, resume=True, make_environment=PointEnv,
                  log=lambda _: None)
-    assert max(checkpoint_steps(resumed)) == 280
+    assert max(checkpoint_steps(resumed)) == 200
     with pytest.raises(ValueError, match="only --steps"):
         train_online(dataclasses.replace(run, seed=4), resumed, resume=True, make_environment=PointEnv)
 

@@ -9,6 +9,8 @@ import sys
 
 from agent_stack.checkpoint import checkpoint_steps
 from agent_stack.control.diffusion import DiffusionPolicy
+from agent_stack.train import train_control
+from sim.evaluate import main as evaluate
 from tests.conftest import run_agent_stack
 from tests.train.test_train_vla import ENV, tensors_equal
 
@@ -38,20 +40,17 @@ def test_train_resume_and_evaluate(tiny_tabletop_dataset, tmp_path):
                          checkpoint_steps(resumed)[6] / "training_state.safetensors")
 
     evaluation = tmp_path / "eval"
-    run_agent_stack("eval", "control", "--algo", "diffusion", "--checkpoint", str(whole), "--tasks", "pick_up",
-                    "--episodes", "1", "--max-steps", "6", "--videos", "1", "--out", str(evaluation))
+    assert evaluate(["control", "--algo", "diffusion", "--checkpoint", str(whole), "--tasks", "pick_up",
+                     "--episodes", "1", "--max-steps", "6", "--videos", "1", "--out", str(evaluation)]) == 0
     summary = json.loads((evaluation / "summary.json").read_text())
     assert summary["policy"] == "diffusion" and summary["step"] == 6 and summary["image_size"] == 64
     assert summary["families"]["pick_up"]["episodes"] == 1 and summary["episodes"][0]["steps"] == 6
     assert len(list((evaluation / "videos").glob("*.mp4"))) == 1
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent_stack.cli", *args], capture_output=True, text=True,
-                          env=ENV, timeout=300, check=False)
-
-
-def test_bad_invocations_fail_with_one_line(tiny_tabletop_dataset, tmp_path):
+def test_bad_invocations_fail_with_one_line(tiny_tabletop_dataset, tmp_path, capsys):
+    """The configuration errors in-process (the command's exit code and stderr; a subprocess each would
+    spend most of a minute importing); the missing checkpoint as a user meets it, with no traceback."""
     for args, message in [
         (("--algo", "ppo"), "invalid choice: 'ppo'"),
         (("--algo", "diffusion", "--out", str(tmp_path / "a")), "--data is required"),
@@ -61,8 +60,14 @@ def test_bad_invocations_fail_with_one_line(tiny_tabletop_dataset, tmp_path):
           "--down-dims", "16,x"), "--down-dims '16,x': expected comma-separated int values"),
         (("--algo", "diffusion", "--out", str(tmp_path / "d"), "--resume"), "has no run_config.json"),
     ]:
-        result = run("train", "control", *args)
-        assert result.returncode == 2 and message in result.stderr, (args, result.stderr[-2000:])
-    result = run("eval", "control", "--algo", "diffusion", "--checkpoint", str(tmp_path / "none"),
-                 "--tasks", "pick_up", "--episodes", "1")
+        try:
+            code = train_control.main(list(args))
+        except SystemExit as exit_:  # argparse's own errors
+            code = exit_.code
+        stderr = capsys.readouterr().err
+        assert code == 2 and message in stderr, (args, stderr[-2000:])
+    result = subprocess.run([sys.executable, "-m", "agent_stack.cli", "eval", "control", "--algo", "diffusion",
+                             "--checkpoint", str(tmp_path / "none"), "--tasks", "pick_up", "--episodes", "1"],
+                            capture_output=True, text=True, env=ENV, timeout=300, check=False)
     assert result.returncode == 2 and "cannot load a diffusion checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -43,7 +43,7 @@ def test_checkpoint_of_the_fixture_run_loads_as_a_policy(tiny_vla_checkpoint):
 
 
 def test_a_killed_run_resumes_exactly(tiny_tabletop_dataset, tmp_path):
-    flags = ["--data", str(tiny_tabletop_dataset), "--steps", "24", "--save-every", "4", "--grad-accumulation", "2",
+    flags = ["--data", str(tiny_tabletop_dataset), "--steps", "12", "--save-every", "4", "--grad-accumulation", "2",
              "--ema-decay", "0.9", *TINY_VLA_FLAGS]
     train("--out", str(tmp_path / "whole"), *flags)
 
@@ -56,11 +56,11 @@ def test_a_killed_run_resumes_exactly(tiny_tabletop_dataset, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     stopped_at = max(checkpoint_steps(killed))
-    assert stopped_at < 24, "the run finished before it could be killed"
+    assert stopped_at < 12, "the run finished before it could be killed"
 
     train("--out", str(killed), "--resume", "--no-progress")
     whole, resumed = latest_checkpoint(tmp_path / "whole"), latest_checkpoint(killed)
-    assert resumed.name == whole.name == "step_00000024"
+    assert resumed.name == whole.name == "step_00000012"
     for name in ("model.safetensors", "training_state.safetensors"):  # EMA policy weights; raw weights + Adam
         assert tensors_equal(whole / name, resumed / name), name
 
