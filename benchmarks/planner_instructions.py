@@ -10,24 +10,29 @@ block; replanning prompts with execution feedback). Per strategy and instruction
 - success: the plan, executed symbolically from the scene, leaves every block where the reference plan
   leaves it (the instruction's goal is reached, whatever the route);
 - calls, generated tokens and wall-clock latency of planning.
-`--sim-episodes N` also runs N instructions end to end in MuJoCo: the planner's subgoals executed one by
-one by the scripted expert from the sim's own layout, success when the sim's final scene matches the
-reference's (block locations), and every subgoal's own success predicate held.
+`--sim-episodes N` also runs N instructions end to end in MuJoCo, closed loop: the planner node's
+`Executive` hands out the subgoals, the scripted expert carries each out on the sim's own layout, a failed
+subgoal is re-planned from the scene it left (at most `--max-replans` times). Success: the executive
+reports the instruction done and the sim's final block locations match the reference plan's.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import platform
 import random
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from rich.console import Console
 from rich.table import Table
 
+from agent_stack.cognition.executive import EXECUTING, PLANNING, SUCCEEDED, Executive, ExecutiveConfig
 from agent_stack.cognition.llm.factory import make_llm
 from agent_stack.cognition.planner import Planner, PlannerConfig
 from agent_stack.cognition.planner_lm.corpus import GENERATORS, make_corpus, run
@@ -81,43 +86,90 @@ def summarise(rows: list[dict]) -> dict:
             "rows": rows}
 
 
-def sim_episodes(planner: Planner, n: int, seed: int, max_steps: int) -> dict:
-    """Held-out instructions on the sim's own layouts, executed subgoal by subgoal by the expert."""
+def sim_episodes(backend: str, strategy: str, episodes: list[int], seed: int, max_steps: int,
+                 max_replans: int) -> list[dict]:
+    """Held-out instructions on the sim's own layouts, closed loop: the planner node's `Executive` hands
+    out one subgoal at a time, the scripted expert carries it out, and a failed subgoal is re-planned from
+    the scene it left, with the Inner Monologue feedback (as `planner_node` does on the live graph).
+    Episode k is seeded by (seed, k) alone, so any split of the episodes over processes gives the same rows."""
     from sim.experts import run_expert
     from sim.state import scene_state_to_dict
     from sim.tabletop_env import TabletopConfig, TabletopEnv
     from sim.tasks import task_from_instruction
 
+    torch.set_num_threads(1)
+    planner = Planner(PlannerConfig(backend=backend, strategy=strategy, seed=seed, **STRATEGIES[strategy]))
     env = TabletopEnv(TabletopConfig(render=False))
-    rng, rows = random.Random(f"sim:{seed}"), []
+    rows = []
+
+    def observed() -> SymbolicScene | None:
+        """The scene as the planner node reads it; None where it refuses the state (it then keeps the
+        previous one), e.g. two blocks in the hand when a stacked block comes up with the grasped one."""
+        try:
+            return scene_from_state(scene_state_to_dict(env.scene_state()))
+        except ValueError:
+            return None
+
     try:
-        for episode in range(n):
+        for episode in episodes:
+            rng = random.Random(f"sim:{seed}:{episode}")
             env.reset(seed=seed + episode)
-            scene = scene_from_state(scene_state_to_dict(env.scene_state()))
+            scene = observed()
             draft = None
             while draft is None:
                 kind = rng.choice(("single", "compound", "compound", "goal"))
                 draft = GENERATORS[kind](rng, scene, "heldout")
             instruction, reference = draft[0], draft[1]
-            result = planner.plan(instruction, scene)
-            subgoals_ok = result.valid
-            for subgoal in (result.plan.subgoals if result.valid else ()):
+            executive = Executive(planner, ExecutiveConfig(max_replans=max_replans))
+            executive.start(instruction, env.sim_time, scene)
+            first_plan, seconds, tokens = None, [], []
+            while executive.status in (PLANNING, EXECUTING):
+                request = executive.take_request()
+                if request is not None:
+                    result = executive.run_request(request)
+                    seconds.append(result.seconds)
+                    tokens.append(getattr(result, "tokens", 0))
+                    if first_plan is None:
+                        first_plan = result
+                    executive.on_plan(request, result, env.sim_time)
+                    continue
+                subgoal = executive.subgoal
                 try:
-                    done = run_expert(env, task_from_instruction(subgoal.instruction), max_steps)["success"]
-                except RuntimeError:  # the expert cannot act here (e.g. no free spot): the subgoal fails
-                    done = False
-                subgoals_ok = subgoals_ok and done
-            final = scene_from_state(scene_state_to_dict(env.scene_state()))
-            goal = run(scene, list(reference))
-            success = bool(subgoals_ok and goal is not None and final.blocks == goal.blocks)
-            rows.append({"kind": "sim", "instruction": instruction, "valid": result.valid, "success": success,
-
-                         "calls": result.calls, "tokens": result.tokens, "seconds": result.seconds,
-                         "plan": result.plan.calls() if result.plan else None,
+                    outcome = run_expert(env, task_from_instruction(subgoal.instruction), max_steps)
+                    reason = "timeout"
+                except RuntimeError as error:  # the expert cannot act here (e.g. no free spot)
+                    outcome, reason = {"success": False}, str(error)
+                now = observed()
+                if now is not None:
+                    executive.on_scene(now, env.sim_time)
+                if outcome["success"]:
+                    executive.on_task_status({"instruction": subgoal.instruction, "success": True},
+                                             env.sim_time)
+                else:
+                    executive.on_subgoal_status({"subgoal": subgoal.instruction, "status": "failed",
+                                                 "reason": reason}, env.sim_time)
+            goal, final = run(scene, list(reference)), observed()
+            success = bool(executive.status == SUCCEEDED and goal is not None and final is not None
+                           and final.blocks == goal.blocks)
+            rows.append({"episode": episode, "kind": kind, "instruction": instruction, "valid": first_plan.valid,
+                         "success": success, "status": executive.status, "replans": executive.replans,
+                         "calls": executive.calls, "tokens": sum(tokens),
+                         "seconds": sum(seconds), "sim_seconds": round(env.sim_time, 1),
+                         "plan": first_plan.plan.calls() if first_plan.plan else None,
+                         "executed": "; ".join(s.call() for s in executive.done),
                          "reference": "; ".join(s.call() for s in reference)})
+            print(f"sim episode {episode}: {executive.status}, goal {'reached' if success else 'missed'}"
+                  f" ({executive.replans} replans)", flush=True)
     finally:
         env.close()
-    return summarise(rows)
+    return rows
+
+
+def sim_summary(rows: list[dict]) -> dict:
+    summary = summarise(sorted(rows, key=lambda r: r["episode"]))
+    summary["replans_mean"] = float(np.mean([r["replans"] for r in rows]))
+    summary["first_plan_success"] = float(np.mean([r["success"] and r["replans"] == 0 for r in rows]))
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-episodes", type=int, default=0)
     parser.add_argument("--sim-strategy", default="self_consistency")
     parser.add_argument("--max-steps", type=int, default=150, help="sim steps per subgoal (10 Hz)")
+    parser.add_argument("--max-replans", type=int, default=3, help="re-plans per sim instruction")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the sim episodes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
@@ -149,10 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: valid {results[name]['valid']:.3f} success {results[name]['success']:.3f} "
               f"in {results[name]['wall_s']} s", flush=True)
     if args.sim_episodes:
-        planner = Planner(PlannerConfig(backend=args.backend, strategy=args.sim_strategy, seed=args.seed,
-                                        **STRATEGIES[args.sim_strategy]), llm=llm)
-        results[f"sim:{args.sim_strategy}"] = sim_episodes(planner, args.sim_episodes, args.seed,
-                                                           args.max_steps)
+        shards = [list(range(args.sim_episodes))[i::args.workers] for i in range(args.workers)]
+        job = functools.partial(sim_episodes, args.backend, args.sim_strategy, seed=args.seed,
+                                max_steps=args.max_steps, max_replans=args.max_replans)
+        started = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+            rows = [row for shard in pool.map(job, shards) for row in shard]
+        results[f"sim:{args.sim_strategy}"] = sim_summary(rows)
+        results[f"sim:{args.sim_strategy}"]["wall_s"] = round(time.perf_counter() - started, 1)
 
     table = Table(title=f"planner on {args.instructions} held-out instructions ({args.backend})")
     for column in ("strategy", "n", "valid %", "success %", "exact %", "calls", "tokens", "p50 s", "p95 s"):
