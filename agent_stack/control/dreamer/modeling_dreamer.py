@@ -457,8 +457,9 @@ class DreamerAgent(OnlineAgent):
 
     def _step_only(self, name: str, loss: torch.Tensor, module: nn.Module, clip: float,
                    retain_graph: bool = False) -> torch.Tensor:
-        """Step `module` on the gradients of `loss` with respect to its own parameters alone: the graph
-        reaches the world model (and the critic), but their weight gradients are never computed."""
+        """Step `module` on the gradients of `loss` with respect to its own parameters alone: the actor's
+        loss reaches the world model and the critic, but their weight gradients are never computed. (The
+        world model keeps `_step`: for its own loss, `backward` measured about 6 % faster.)"""
         params = list(module.parameters())
         for param, grad in zip(params, torch.autograd.grad(loss, params, retain_graph=retain_graph)):
             param.grad = grad
