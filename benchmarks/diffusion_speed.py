@@ -47,8 +47,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -56,6 +54,7 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
+from speed_comparison import ReferenceProcess
 
 from agent_stack.control.diffusion import DiffusionConfig, DiffusionModel
 
@@ -228,32 +227,15 @@ class LeRobotRunner:
     name = "lerobot"
 
     def __init__(self, python: str, spec: dict) -> None:
-        # stderr goes to a file (closed in close()): a pipe nobody reads could fill up and block the worker.
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
-        self.process = subprocess.Popen([python, "-c", LEROBOT_WORKER, json.dumps(spec)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                        text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-        hello = self._read()
-        self.params, self.versions = hello["params"], hello["versions"]
-
-    def _read(self) -> dict:
-        line = self.process.stdout.readline()
-        if not line:
-            self.process.wait()
-            self.stderr.seek(0)
-            tail = self.stderr.read()[-2000:]
-            raise RuntimeError(f"LeRobot worker exited with {self.process.returncode}:\n{tail}")
-        return json.loads(line)
+        self.process = ReferenceProcess([python, "-c", LEROBOT_WORKER, json.dumps(spec)], "LeRobot worker",
+                                        spec["threads"], extra_env={"TOKENIZERS_PARALLELISM": "false"})
+        self.params, self.versions = self.process.info["params"], self.process.info["versions"]
 
     def run(self, op: str, n: int) -> list[float]:
-        self.process.stdin.write(json.dumps({"op": op, "n": n}) + "\n")
-        self.process.stdin.flush()
-        return self._read()["times"]
+        return self.process.times(op, n)
 
     def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=60)
-        self.stderr.close()
+        self.process.close()
 
 
 def interleaved(runners: list, op: str, warmup: int, rounds: int, block: int) -> dict[str, list[float]]:

@@ -1,4 +1,5 @@
-"""What the ours-against-a-reference speed benchmarks share (`tdmpc2_speed.py`, `dreamer_speed.py`).
+"""What the ours-against-a-reference speed benchmarks share (`tdmpc2_speed.py`, `dreamer_speed.py`,
+`diffusion_speed.py`).
 
 Each of them times our implementation in its own process (`time_calls`, the very loop the reference
 harnesses time with, from `reference/harness.py`) and a reference implementation in a subprocess of a
@@ -40,12 +41,14 @@ class ReferenceProcess:
     in the temp directory, without our PYTHONPATH, with OMP_NUM_THREADS and MKL_NUM_THREADS set to `threads`;
     its stderr goes to a temporary file. If it exits before answering, the RuntimeError raised names it by
     `name` and carries the end of that stderr. `close` waits up to `close_timeout` seconds for it to exit.
+    `extra_env` adds environment variables.
     """
 
-    def __init__(self, command: list[str], name: str, threads: int, close_timeout: float = 60) -> None:
+    def __init__(self, command: list[str], name: str, threads: int, close_timeout: float = 60,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.name, self.close_timeout = name, close_timeout
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the subprocess
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **(extra_env or {})}
         env.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                      text=True, bufsize=1, env=env, cwd=tempfile.gettempdir())
