@@ -102,11 +102,15 @@ def sim_episodes(backend: str, strategy: str, episodes: list[int], seed: int, ma
     env = TabletopEnv(TabletopConfig(render=False))
     rows = []
 
+    def scene_now() -> SymbolicScene:
+        return scene_from_state(scene_state_to_dict(env.scene_state()))
+
     def observed() -> SymbolicScene | None:
-        """The scene as the planner node reads it; None where it refuses the state (it then keeps the
-        previous one), e.g. two blocks in the hand when a stacked block comes up with the grasped one."""
+        """The scene as the planner node reads it during an episode; None where it refuses the state (it
+        then keeps the previous one), e.g. two blocks in the hand when a stacked block comes up with the
+        grasped one."""
         try:
-            return scene_from_state(scene_state_to_dict(env.scene_state()))
+            return scene_now()
         except ValueError:
             return None
 
@@ -114,7 +118,7 @@ def sim_episodes(backend: str, strategy: str, episodes: list[int], seed: int, ma
         for episode in episodes:
             rng = random.Random(f"sim:{seed}:{episode}")
             env.reset(seed=seed + episode)
-            scene = observed()
+            scene = scene_now()  # a freshly reset layout always reads
             draft = None
             while draft is None:
                 kind = rng.choice(("single", "compound", "compound", "goal"))
@@ -187,13 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
 
-    llm = make_llm(args.backend)
+    strategies = [s for s in args.strategies.split(",") if s]
+    llm = make_llm(args.backend) if strategies else None  # the sim workers load their own
     examples = make_corpus("heldout", args.instructions, args.seed)
     results = {}
     summary = {"backend": args.backend, "instructions": args.instructions, "seed": args.seed,
                "machine": platform.platform(), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for name in [s for s in args.strategies.split(",") if s]:
+    for name in strategies:
         planner = Planner(PlannerConfig(backend=args.backend, strategy=name, seed=args.seed,
                                         **STRATEGIES[name]), llm=llm)
         started = time.perf_counter()
