@@ -72,9 +72,11 @@ def test_too_many_shards_is_a_clear_error(dataset_dir):
 
 def test_dataloader_workers_and_ranks_read_every_window_once(dataset_dir):
     seen = collections.Counter()
-    for rank in range(2):
-        dataset = RLDSWindowDataset(_config(dataset_dir), train=False, rank=rank, world_size=2)
-        for sample in make_dataloader(dataset, num_workers=2, batch_size=None):
+    # Both ranks' loaders start their worker processes before either is read: the start-ups overlap.
+    loaders = [iter(make_dataloader(RLDSWindowDataset(_config(dataset_dir), train=False, rank=rank, world_size=2),
+                                    num_workers=2, batch_size=None)) for rank in range(2)]
+    for loader in loaders:
+        for sample in loader:
             seen[_identity({"observation": {"image": sample["observation"]["image"].numpy()}})] += 1
     assert sum(seen.values()) == sum(LENGTHS) and max(seen.values()) == 1
 

@@ -69,14 +69,18 @@ def test_planner_closes_the_loop_on_a_two_step_instruction(launch_graph, probe_n
     # Both subgoals went out on `subgoal`, in order (each republished at 1 Hz meanwhile).
     distinct = [s for i, s in enumerate(subgoals) if i == 0 or s != subgoals[i - 1]]
     assert distinct == SUBGOALS, distinct
-    # The sim judged each one, in order: success of the first before the second was set. The planner acts
-    # on the last success as soon as it arrives, so this probe may get the final report before it.
+    # The sim judged the last one a success, and any earlier success it reported came in plan order. The
+    # planner acts on the last success as soon as it arrives, so this probe may get the final report before
+    # it; task_status keeps only the latest message (latched, depth 1), so a probe slowed by a loaded machine
+    # may miss the first success, which the planner's history above shows it received.
     def successes_seen() -> list[str]:
         return [s["instruction"] for s in statuses if s["success"] is True]
 
     spin_until(probe_node, lambda: SUBGOALS[-1] in successes_seen(), 10)
     successes = successes_seen()
-    assert [s for i, s in enumerate(successes) if i == 0 or s != successes[i - 1]] == SUBGOALS, statuses
+    distinct_successes = [s for i, s in enumerate(successes) if i == 0 or s != successes[i - 1]]
+    assert distinct_successes and distinct_successes[-1] == SUBGOALS[-1], statuses
+    assert distinct_successes == [s for s in SUBGOALS if s in distinct_successes], statuses
     statuses_seen = [r["status"] for r in reports]
     assert statuses_seen.index("planning") < statuses_seen.index("executing") < statuses_seen.index("succeeded")
 

@@ -45,8 +45,9 @@ def test_checkpoint_of_the_fixture_run_loads_as_a_policy(tiny_vla_checkpoint):
 def test_a_killed_run_resumes_exactly(tiny_tabletop_dataset, tmp_path):
     flags = ["--data", str(tiny_tabletop_dataset), "--steps", "12", "--save-every", "4", "--grad-accumulation", "2",
              "--ema-decay", "0.9", *TINY_VLA_FLAGS]
-    train("--out", str(tmp_path / "whole"), *flags)
-
+    # The uninterrupted run goes alongside the one to be killed: most of each is start-up, one per core.
+    whole_run = subprocess.Popen(train_command("--out", str(tmp_path / "whole"), *flags), env=ENV,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     killed = tmp_path / "killed"
     process = subprocess.Popen(train_command("--out", str(killed), *flags), env=ENV, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -57,6 +58,8 @@ def test_a_killed_run_resumes_exactly(tiny_tabletop_dataset, tmp_path):
     process.wait()
     stopped_at = max(checkpoint_steps(killed))
     assert stopped_at < 12, "the run finished before it could be killed"
+    output, _ = whole_run.communicate(timeout=600)
+    assert whole_run.returncode == 0, output
 
     train("--out", str(killed), "--resume", "--no-progress")
     whole, resumed = latest_checkpoint(tmp_path / "whole"), latest_checkpoint(killed)
