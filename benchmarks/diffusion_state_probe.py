@@ -35,7 +35,7 @@ from agent_stack.control.diffusion.configuration_diffusion import DiffusionConfi
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics, Statistics
 from agent_stack.train.offline import parameter_groups, warmup_cosine
-from sim.collect import episode_seed
+from sim.collect import ATTEMPTS_PER_EPISODE, episode_seed
 from sim.evaluate import EvalPlan, episode_task, run_episode
 from sim.experts import command_to_ee_delta, make_expert
 from sim.state import COLORS
@@ -57,7 +57,7 @@ def demonstration(job: tuple[str, int]) -> dict:
     family, slot = job
     env = TabletopEnv(TabletopConfig(render=False))
     try:
-        for attempt in range(10):
+        for attempt in range(ATTEMPTS_PER_EPISODE):
             seed = episode_seed(family, 0, slot, attempt)
             task, instruction = episode_task(family, seed)
             observation, _ = env.reset(seed=seed, task=task)
@@ -74,7 +74,7 @@ def demonstration(job: tuple[str, int]) -> dict:
                 return {"instruction": instruction, "state": np.stack(states), "action": np.stack(actions)}
     finally:
         env.close()
-    raise RuntimeError(f"the {family} expert failed 10 seeds in a row at slot {slot}")
+    raise RuntimeError(f"the {family} expert failed {ATTEMPTS_PER_EPISODE} seeds in a row at slot {slot}")
 
 
 def statistics_of(values: np.ndarray) -> Statistics:
@@ -87,8 +87,8 @@ def training_windows(episodes: list[dict], statistics: DatasetStatistics, config
                      encoder: InstructionEncoder) -> dict[str, torch.Tensor]:
     """Every step t: states t-To+1 .. t (the first repeated before the start), actions t .. t+Tp-1 (the last
     repeated past the end), as the data pipeline windows them."""
-    embeddings = dict(zip(sorted({e["instruction"] for e in episodes}),
-                          encoder(sorted({e["instruction"] for e in episodes}))))
+    instructions = sorted({e["instruction"] for e in episodes})
+    embeddings = dict(zip(instructions, encoder(instructions)))
     states, actions, goals = [], [], []
     for episode in episodes:
         state = statistics.state.normalize(episode["state"])
@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     Console().print(table)
     summary = {"arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                "demonstrations": len(episodes), "steps": len(states), "collect_seconds": round(collect_seconds, 1),
-               "state_dim": config.state_dim, "parameters": sum(p.numel() for p in model.parameters()), "evaluations": evaluations}
+               "state_dim": config.state_dim, "parameters": sum(p.numel() for p in model.parameters()),
+               "evaluations": evaluations}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))
     return 0
