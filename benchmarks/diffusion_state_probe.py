@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=6000, help="training steps")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--action-steps", type=int, default=DiffusionConfig.action_steps,
+                        help="Ta: actions executed per prediction (closed-loop replanning every Ta steps)")
     parser.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: at the end)")
     parser.add_argument("--eval-episodes", type=int, default=20, help="per family")
     parser.add_argument("--max-steps", type=int, default=120)
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     statistics = DatasetStatistics("privileged_state_probe", "train", "-", len(episodes), len(states),
                                    statistics_of(np.concatenate([e["action"] for e in episodes])),
                                    statistics_of(states))
-    config = DiffusionConfig(cameras=(), state_dim=states.shape[1], goal="language")
+    config = DiffusionConfig(cameras=(), state_dim=states.shape[1], goal="language", action_steps=args.action_steps)
     encoder = InstructionEncoder()
     windows = training_windows(episodes, statistics, config, encoder)
 
