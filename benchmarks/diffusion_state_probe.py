@@ -11,6 +11,19 @@ DDPM training with EMA weights, and `DiffusionPolicy` acting closed loop through
 on the evaluation seeds (DDIM, receding horizon Ta of To = 2, Tp = 16). If this policy fails too, the gap is
 in the action learning (training budget, action representation), not in the image encoder.
 
+Four switches split that gap further (results: docs/BENCHMARKS.md, "Why pick_up fails"):
+
+* `--objects instructed` feeds only the instructed block's pose (the simulator picks it out), so the policy
+  no longer has to learn which of the four blocks the instruction names;
+* `--eval-seeds train` evaluates on the first-attempt seeds of the first demonstration slots: a policy that
+  succeeds there and fails on held-out seeds has memorised its demonstrations rather than generalised;
+* `--colour-permutations` renames the scene's colours at random in every training sample, consistently in
+  the state (block and pad slots trade places) and in the instruction (its colour words change with them).
+  The motion is the same, so the demonstrated chunk stays the label, and every colour name is seen with
+  every block position;
+* `--policy mlp` swaps the denoiser for a deterministic baseline (`ChunkRegressor`: an MLP from the same
+  condition to the same normalised chunk, MSE), trained and run the same way, to tell what diffusion adds.
+
 Demonstrations are the scripted experts' (`sim.collect`'s task and seed draws, no rendering). Normalisation
 is the pipeline's (1st / 99th percentile to [-1, 1], gripper unnormalised). Prints a table and writes JSON.
 """
@@ -18,8 +31,10 @@ is the pipeline's (1st / 99th percentile to [-1, 1], gripper unnormalised). Prin
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
+import re
 import time
 from pathlib import Path
 
@@ -27,11 +42,13 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
+from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import agent_stack.data  # noqa: F401  first: TensorFlow loads isolated before TensorBoard (train.offline) imports it
 from agent_stack.control.diffusion import DiffusionModel, DiffusionPolicy
 from agent_stack.control.diffusion.configuration_diffusion import DiffusionConfig
+from agent_stack.control.diffusion.modeling_diffusion import to_model_actions
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics, Statistics
 from agent_stack.train.offline import parameter_groups, warmup_cosine
@@ -44,17 +61,25 @@ from sim.tabletop_env import TabletopConfig, TabletopEnv
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "diffusion_state_probe.json"
 
 
-def object_state(env: TabletopEnv) -> np.ndarray:
-    """Every block's position and quaternion, then every pad's position, colours in sorted order."""
+OBJECTS = ("all", "instructed")
+POLICIES = ("diffusion", "mlp")
+
+
+def object_state(env: TabletopEnv, objects: str) -> np.ndarray:
+    """'all': every block's position and quaternion, then every pad's position, colours in sorted order;
+    'instructed': the position and quaternion of the block the current task names."""
     scene = env.scene_state()
+    if objects == "instructed":
+        block = scene.block(env.task.color)
+        return np.concatenate([block.pos, block.quat]).astype(np.float32)
     blocks = [np.concatenate([scene.block(c).pos, scene.block(c).quat]) for c in sorted(COLORS)]
     pads = [scene.pad(c).pos for c in sorted(COLORS)]
     return np.concatenate(blocks + pads).astype(np.float32)
 
 
-def demonstration(job: tuple[str, int]) -> dict:
+def demonstration(job: tuple[str, int, str]) -> dict:
     """One expert episode (the first of the slot's seeds it solves): states (T, D), actions (T, 7)."""
-    family, slot = job
+    family, slot, objects = job
     env = TabletopEnv(TabletopConfig(render=False))
     try:
         for attempt in range(ATTEMPTS_PER_EPISODE):
@@ -67,7 +92,7 @@ def demonstration(job: tuple[str, int]) -> dict:
                 scene = env.scene_state()
                 action = command_to_ee_delta(scene, expert.act(scene), env.config.max_translation,
                                              env.config.max_rotation, env.ee_target_pose()).astype(np.float32)
-                states.append(np.concatenate([observation["state"], object_state(env)]))
+                states.append(np.concatenate([observation["state"], object_state(env, objects)]))
                 actions.append(action)
                 observation, _, success, truncated, _ = env.step(action)
             if success:
@@ -84,12 +109,10 @@ def statistics_of(values: np.ndarray) -> Statistics:
 
 
 def training_windows(episodes: list[dict], statistics: DatasetStatistics, config: DiffusionConfig,
-                     encoder: InstructionEncoder) -> dict[str, torch.Tensor]:
+                     instructions: list[str]) -> dict[str, torch.Tensor]:
     """Every step t: states t-To+1 .. t (the first repeated before the start), actions t .. t+Tp-1 (the last
-    repeated past the end), as the data pipeline windows them."""
-    instructions = sorted({e["instruction"] for e in episodes})
-    embeddings = dict(zip(instructions, encoder(instructions)))
-    states, actions, goals = [], [], []
+    repeated past the end), as the data pipeline windows them, and the index of its instruction."""
+    states, actions, instruction = [], [], []
     for episode in episodes:
         state = statistics.state.normalize(episode["state"])
         action = statistics.normalize_action(episode["action"])
@@ -98,22 +121,100 @@ def training_windows(episodes: list[dict], statistics: DatasetStatistics, config
         future = np.minimum(steps[:, None] + np.arange(config.pred_horizon)[None], len(action) - 1)
         states.append(state[history])
         actions.append(action[future])
-        goals.append(np.repeat(embeddings[episode["instruction"]][None], len(action), 0))
-    return {name: torch.from_numpy(np.concatenate(parts)).float()
-            for name, parts in (("state", states), ("action", actions), ("goal", goals))}
+        instruction.append(np.full(len(action), instructions.index(episode["instruction"])))
+    return {"state": torch.from_numpy(np.concatenate(states)).float(),
+            "action": torch.from_numpy(np.concatenate(actions)).float(),
+            "instruction": torch.from_numpy(np.concatenate(instruction))}
+
+
+def recolour(text: str, mapping: dict[str, str]) -> str:
+    """Every colour word of `text` replaced at once by its image under `mapping`."""
+    return re.sub(r"\b(" + "|".join(mapping) + r")\b", lambda match: mapping[match.group(1)], text)
+
+
+class ColourPermutations:
+    """Random relabelling of the colours of an `--objects all` state (proprio, 4 block poses, 4 pad
+    positions, colours sorted) together with the instruction, one colour order per sample."""
+
+    def __init__(self, proprio_dim: int, instructions: list[str], encoder: InstructionEncoder) -> None:
+        colours = sorted(COLORS)
+        self.orders = list(itertools.permutations(range(len(colours))))  # colour i is renamed colours[order[i]]
+        self.state_index = torch.tensor([self._state_index(proprio_dim, order) for order in self.orders])
+        recoloured = [[recolour(text, {colours[i]: colours[j] for i, j in enumerate(order)})
+                       for order in self.orders] for text in instructions]
+        texts = sorted({text for row in recoloured for text in row})
+        self.embeddings = torch.from_numpy(np.stack(encoder(texts))).float()
+        self.instruction_index = torch.tensor([[texts.index(text) for text in row] for row in recoloured])
+
+    @staticmethod
+    def _state_index(proprio_dim: int, order: tuple[int, ...]) -> list[int]:
+        """Source dimension of every state dimension after renaming: slot order[i] takes colour i's values."""
+        source = np.argsort(order)
+        index = list(range(proprio_dim))
+        for size, start in ((7, proprio_dim), (3, proprio_dim + 7 * len(order))):  # block poses, pad positions
+            for slot in range(len(order)):
+                index += range(start + size * source[slot], start + size * (source[slot] + 1))
+        return index
+
+    def all_orders(self, states: np.ndarray) -> np.ndarray:
+        """Every state under every colour order: statistics of these normalise every slot alike, so that
+        renaming commutes with normalisation."""
+        return np.concatenate([states[:, index] for index in self.state_index.numpy()])
+
+    def __call__(self, state: torch.Tensor, instruction: torch.Tensor,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """state (B, To, D), instruction indices (B,) -> renamed state, embeddings of renamed instructions."""
+        order = torch.randint(len(self.orders), (len(state),), generator=generator)
+        index = self.state_index[order][:, None, :].expand_as(state)
+        return torch.gather(state, -1, index), self.embeddings[self.instruction_index[instruction, order]]
+
+
+class ChunkRegressor(nn.Module):
+    """The probe's deterministic baseline: an MLP from the denoiser's condition (To states ++ goal) straight to
+    the chunk in model space, trained by MSE. It offers `DiffusionModel`'s interface for state-only configs,
+    so `DiffusionPolicy` runs it unchanged (`sample` returns the regressed chunk)."""
+
+    def __init__(self, config: DiffusionConfig, width: int = 512, depth: int = 3) -> None:
+        super().__init__()
+        if config.cameras:
+            raise ValueError("ChunkRegressor reads state only: build its config with cameras=()")
+        self.config = config
+        layers, size = [], config.global_cond_dim
+        for _ in range(depth):
+            layers += [nn.Linear(size, width), nn.GELU()]
+            size = width
+        self.net = nn.Sequential(*layers, nn.Linear(size, config.pred_horizon * config.action_dim))
+
+    def global_condition(self, images: dict[str, torch.Tensor], state: torch.Tensor,
+                         goal: torch.Tensor | None) -> torch.Tensor:
+        parts = [state[..., :self.config.state_dim].float().flatten(1)]
+        if self.config.goal_dim:
+            parts.append(goal.float())
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cond = self.global_condition({}, batch["observation"]["state"], batch.get("instruction_embedding"))
+        loss = nn.functional.mse_loss(self.sample(cond, clamp=False), to_model_actions(batch["action"].float()))
+        return loss, {"mse": loss.detach()}
+
+    def sample(self, global_cond: torch.Tensor, generator: torch.Generator | None = None,
+               clamp: bool = True) -> torch.Tensor:
+        chunk = self.net(global_cond).view(-1, self.config.pred_horizon, self.config.action_dim)
+        return chunk.clamp(-1.0, 1.0) if clamp else chunk  # the denoiser's samples are clipped the same way
 
 
 class PrivilegedStatePolicy:
     """`DiffusionPolicy` fed the proprioception plus the simulator's object state (a `ClosedLoopPolicy`)."""
 
-    def __init__(self, policy: DiffusionPolicy, env: TabletopEnv) -> None:
-        self.policy, self.env = policy, env
+    def __init__(self, policy: DiffusionPolicy, env: TabletopEnv, objects: str) -> None:
+        self.policy, self.env, self.objects = policy, env, objects
 
     def reset(self, instruction: str) -> None:
         self.policy.reset(instruction)
 
     def act(self, observation: dict) -> np.ndarray:
-        return self.policy.act({"state": np.concatenate([observation["state"], object_state(self.env)])})
+        return self.policy.act({"state": np.concatenate([observation["state"],
+                                                          object_state(self.env, self.objects)])})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +228,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="Ta: actions executed per prediction (closed-loop replanning every Ta steps)")
     parser.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: at the end)")
     parser.add_argument("--eval-episodes", type=int, default=20, help="per family")
+    parser.add_argument("--eval-seeds", choices=("held-out", "train"), default="held-out",
+                        help="evaluation seeds, or the demonstrations' own (memorisation check)")
+    parser.add_argument("--colour-permutations", action="store_true",
+                        help="rename the colours at random in every training sample (state and instruction)")
+    parser.add_argument("--policy", choices=POLICIES, default="diffusion",
+                        help="the denoiser, or the deterministic MLP baseline on the same data and budget")
+    parser.add_argument("--objects", choices=OBJECTS, default="all",
+                        help="object state observed: every block and pad, or the instructed block only")
     parser.add_argument("--max-steps", type=int, default=120)
     parser.add_argument("--workers", type=int, default=2, help="processes collecting demonstrations")
     parser.add_argument("--threads", type=int, default=1)
@@ -139,19 +248,32 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
 
     started = time.perf_counter()
-    jobs = [(family, slot) for family in families for slot in range(args.episodes)]
+    if args.colour_permutations and args.objects != "all":
+        parser.error("--colour-permutations needs --objects all (the instructed block alone has no colour slots)")
+    if args.eval_seeds == "train" and args.eval_episodes > args.episodes:
+        parser.error("--eval-seeds train needs --eval-episodes <= --episodes")
+    if args.eval_seeds == "train":
+        eval_seeds = {family: [episode_seed(family, 0, slot, 0) for slot in range(args.eval_episodes)]
+                      for family in families}
+    else:
+        eval_seeds = {family: plan.seeds(family) for family in families}
+    jobs = [(family, slot, args.objects) for family in families for slot in range(args.episodes)]
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         episodes = pool.map(demonstration, jobs)
     collect_seconds = time.perf_counter() - started
     states = np.concatenate([e["state"] for e in episodes])
+    encoder = InstructionEncoder()
+    instructions = sorted({e["instruction"] for e in episodes})
+    permutations = (ColourPermutations(states.shape[1] - 10 * len(COLORS), instructions, encoder)
+                    if args.colour_permutations else None)
     statistics = DatasetStatistics("privileged_state_probe", "train", "-", len(episodes), len(states),
                                    statistics_of(np.concatenate([e["action"] for e in episodes])),
-                                   statistics_of(states))
+                                   statistics_of(permutations.all_orders(states) if permutations else states))
     config = DiffusionConfig(cameras=(), state_dim=states.shape[1], goal="language", action_steps=args.action_steps)
-    encoder = InstructionEncoder()
-    windows = training_windows(episodes, statistics, config, encoder)
+    windows = training_windows(episodes, statistics, config, instructions)
+    embeddings = torch.from_numpy(np.stack(encoder(instructions))).float()
 
-    model = DiffusionModel(config)
+    model = DiffusionModel(config) if args.policy == "diffusion" else ChunkRegressor(config)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.995))
     optimizer = torch.optim.AdamW(parameter_groups(model, 1e-6), lr=args.lr, betas=(0.9, 0.95))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(300, args.steps, 0.0))
@@ -162,8 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     for step in range(1, args.steps + 1):
         model.train()
         index = torch.randint(0, len(windows["state"]), (args.batch_size,), generator=generator)
-        loss, _ = model({"observation": {"state": windows["state"][index]}, "action": windows["action"][index],
-                         "instruction_embedding": windows["goal"][index]})
+        state, goal = windows["state"][index], embeddings[windows["instruction"][index]]
+        if permutations:
+            state, goal = permutations(state, windows["instruction"][index], generator)
+        loss, _ = model({"observation": {"state": state}, "action": windows["action"][index],
+                         "instruction_embedding": goal})
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -172,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         ema.update_parameters(model)
         losses.append(float(loss.detach()))
         if step == args.steps or (args.eval_every and step % args.eval_every == 0):
-            policy = PrivilegedStatePolicy(DiffusionPolicy(ema.module, statistics, seed=args.seed), env)
-            results = [run_episode(env, policy, family, seed) for family in families for seed in plan.seeds(family)]
+            policy = PrivilegedStatePolicy(DiffusionPolicy(ema.module, statistics, seed=args.seed), env,
+                                           args.objects)
+            results = [run_episode(env, policy, family, seed) for family in families for seed in eval_seeds[family]]
             success = {family: float(np.mean([r.success for r in results if r.family == family]))
                        for family in families}
             evaluations.append({"step": step, "loss": float(np.mean(losses[-100:])), "success": success,
@@ -181,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(evaluations[-1]), flush=True)
     env.close()
 
-    table = Table(title="Diffusion Policy from privileged object state (closed loop, evaluation seeds)")
-    for column in ("step", "DDPM loss", *families, "train s"):
+    table = Table(title=f"{args.policy} policy from privileged object state ({args.objects} objects, closed "
+                        f"loop, {args.eval_seeds} seeds)")
+    for column in ("step", "training loss", *families, "train s"):
         table.add_column(column)
     for row in evaluations:
         table.add_row(str(row["step"]), f"{row['loss']:.4f}",
