@@ -171,30 +171,27 @@ class ColourPermutations:
 
 class ChunkRegressor(nn.Module):
     """The probe's deterministic baseline: an MLP from the denoiser's condition (To states ++ goal) straight to
-    the chunk in model space, trained by MSE. It offers `DiffusionModel`'s interface for state-only configs,
-    so `DiffusionPolicy` runs it unchanged (`sample` returns the regressed chunk)."""
+    the chunk in model space, trained by MSE. It reads batches with `DiffusionModel`'s own condition methods
+    and offers its `sample`, so `DiffusionPolicy` runs it unchanged (state-only configs)."""
+
+    global_condition = DiffusionModel.global_condition
+    batch_condition = DiffusionModel.batch_condition
 
     def __init__(self, config: DiffusionConfig, width: int = 512, depth: int = 3) -> None:
         super().__init__()
         if config.cameras:
             raise ValueError("ChunkRegressor reads state only: build its config with cameras=()")
         self.config = config
+        self.image_encoders = nn.ModuleDict()
         layers, size = [], config.global_cond_dim
         for _ in range(depth):
             layers += [nn.Linear(size, width), nn.GELU()]
             size = width
         self.net = nn.Sequential(*layers, nn.Linear(size, config.pred_horizon * config.action_dim))
 
-    def global_condition(self, images: dict[str, torch.Tensor], state: torch.Tensor,
-                         goal: torch.Tensor | None) -> torch.Tensor:
-        parts = [state[..., :self.config.state_dim].float().flatten(1)]
-        if self.config.goal_dim:
-            parts.append(goal.float())
-        return torch.cat(parts, dim=-1)
-
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cond = self.global_condition({}, batch["observation"]["state"], batch.get("instruction_embedding"))
-        loss = nn.functional.mse_loss(self.sample(cond, clamp=False), to_model_actions(batch["action"].float()))
+        loss = nn.functional.mse_loss(self.sample(self.batch_condition(batch), clamp=False),
+                                      to_model_actions(batch["action"].float()))
         return loss, {"mse": loss.detach()}
 
     def sample(self, global_cond: torch.Tensor, generator: torch.Generator | None = None,
