@@ -63,6 +63,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "diffusion_state_pro
 
 OBJECTS = ("all", "instructed")
 POLICIES = ("diffusion", "mlp")
+BLOCK_DIM, PAD_DIM = 7, 3
+"""Values per block (position, quaternion) and per pad (position) in an 'all' object state."""
 
 
 def object_state(env: TabletopEnv, objects: str) -> np.ndarray:
@@ -151,7 +153,7 @@ class ColourPermutations:
         """Source dimension of every state dimension after renaming: slot order[i] takes colour i's values."""
         source = np.argsort(order)
         index = list(range(proprio_dim))
-        for size, start in ((7, proprio_dim), (3, proprio_dim + 7 * len(order))):  # block poses, pad positions
+        for size, start in ((BLOCK_DIM, proprio_dim), (PAD_DIM, proprio_dim + BLOCK_DIM * len(order))):
             for slot in range(len(order)):
                 index += range(start + size * source[slot], start + size * (source[slot] + 1))
         return index
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     states = np.concatenate([e["state"] for e in episodes])
     encoder = InstructionEncoder()
     instructions = sorted({e["instruction"] for e in episodes})
-    permutations = (ColourPermutations(states.shape[1] - 10 * len(COLORS), instructions, encoder)
+    permutations = (ColourPermutations(states.shape[1] - (BLOCK_DIM + PAD_DIM) * len(COLORS), instructions, encoder)
                     if args.colour_permutations else None)
     statistics = DatasetStatistics("privileged_state_probe", "train", "-", len(episodes), len(states),
                                    statistics_of(np.concatenate([e["action"] for e in episodes])),
