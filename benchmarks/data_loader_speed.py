@@ -1,6 +1,6 @@
 """Training loader throughput vs plain TFDS iteration over the same RLDS data.
 
-    .venv/bin/python benchmarks/data_loader_speed.py --dataset outputs/collect/agent_stack_tabletop/1.0.0 \
+    .venv/bin/python benchmarks/data_loader_speed.py --dataset outputs/collect/agent_stack_tabletop \
         --out benchmarks/results/data_loader_speed.json
 
 * plain TFDS: `builder.as_dataset("train")`, every episode's steps flattened, images decoded by TFDS,

@@ -34,7 +34,6 @@ import argparse
 import itertools
 import json
 import multiprocessing
-import re
 import time
 from pathlib import Path
 
@@ -57,6 +56,7 @@ from sim.evaluate import EvalPlan, episode_task, run_episode
 from sim.experts import command_to_ee_delta, make_expert
 from sim.state import COLORS
 from sim.tabletop_env import TabletopConfig, TabletopEnv
+from sim.tasks import recolour_instruction
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "diffusion_state_probe.json"
 
@@ -129,11 +129,6 @@ def training_windows(episodes: list[dict], statistics: DatasetStatistics, config
             "instruction": torch.from_numpy(np.concatenate(instruction))}
 
 
-def recolour(text: str, mapping: dict[str, str]) -> str:
-    """Every colour word of `text` replaced at once by its image under `mapping`."""
-    return re.sub(r"\b(" + "|".join(mapping) + r")\b", lambda match: mapping[match.group(1)], text)
-
-
 class ColourPermutations:
     """Random relabelling of the colours of an `--objects all` state (proprio, 4 block poses, 4 pad
     positions, colours sorted) together with the instruction, one colour order per sample."""
@@ -142,7 +137,7 @@ class ColourPermutations:
         colours = sorted(COLORS)
         self.orders = list(itertools.permutations(range(len(colours))))  # colour i is renamed colours[order[i]]
         self.state_index = torch.tensor([self._state_index(proprio_dim, order) for order in self.orders])
-        recoloured = [[recolour(text, {colours[i]: colours[j] for i, j in enumerate(order)})
+        recoloured = [[recolour_instruction(text, {colours[i]: colours[j] for i, j in enumerate(order)})
                        for order in self.orders] for text in instructions]
         texts = sorted({text for row in recoloured for text in row})
         self.embeddings = torch.from_numpy(np.stack(encoder(texts))).float()

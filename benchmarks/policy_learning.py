@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     image_size = ["--image-size", str(args.image_size)] if args.image_size else []
 
     data_root = work / "data"
-    dataset = data_root / "agent_stack_tabletop" / "1.0.0"
+    dataset = data_root / "agent_stack_tabletop"
     run = work / "run"
     evaluation = work / "eval"
     timings = {"collect_s": agent_stack("collect", "--task", tasks, "--episodes", str(args.demos),

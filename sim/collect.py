@@ -3,10 +3,11 @@
     agent-stack collect --task pick_up --episodes 100 --out ~/tensorflow_datasets
     agent-stack collect --task all --episodes 50 --out data/ --workers 2
 
-writes the TFDS builder directory OUT/agent_stack_tabletop/1.0.0/ in the Open-X schema of
+writes the TFDS builder directory OUT/agent_stack_tabletop/1.1.0/ in the Open-X schema of
 `agent_stack.data.tabletop` (front and wrist JPEG images, 14-D state, 7-D end-effector delta action,
-language instruction, per-episode seed / family / task / success). `open_rlds("OUT/agent_stack_tabletop")`
-reads it through the same standardisation path as an Open-X download.
+language instruction, per-episode seed / family / task / success / recolouring).
+`open_rlds("OUT/agent_stack_tabletop")` reads it through the same standardisation path as an Open-X
+download.
 
 Steps. Step t holds the observation the expert saw, the action it took from there, and the reward that
 action earned (RLDS's (o_t, a_t, r_t)). An episode of T actions has T steps: the observation after the
@@ -22,11 +23,22 @@ name's CRC-32 shifted above bit 31: every family has a seed range of its own, th
 are collected together. The seed drives the env's layout, the task's colours and which of the family's
 phrasings the episode's instruction uses.
 
-Shards and resuming. A family's slots fill ceil(N / --episodes-per-shard) shards in order, families one
-after the other, so the layout follows from the arguments alone. A shard file is written atomically once
-all its episodes are in; a re-run with the same arguments skips the shards that exist and writes only the
-missing ones, and a re-run with other arguments into the same directory is refused (collect_summary.json
-in the builder directory records them). The TFDS metadata is written last, once every shard exists.
+Colour permutations. With --colour-permutations K, every demonstration is written K + 1 times: as run, then
+K copies that show it with the colours renamed (K distinct renamings, drawn from the seed, none the
+identity). A copy's images are rendered from the same physics with each block and pad drawn in its new
+colour, its instruction names the new colours, and its actions, states and rewards are the demonstration's.
+The policy then sees the same motion asked for by different colour words, so it has to read the colour
+from the instruction and find it in the image rather than learn which motions each colour word goes with
+in a few hundred layouts. A copy's metadata holds the renamed task and the renaming ("red:blue
+green:green blue:red yellow:yellow": the red block and pad are drawn blue and called blue); its seed
+replays it with the task renamed back.
+
+Shards and resuming. A family's slots fill ceil(N / --episodes-per-shard) shards in order (a slot's
+recoloured copies go with it), families one after the other, so the layout follows from the arguments
+alone. A shard file is written atomically once all its episodes are in; a re-run with the same
+arguments skips the shards that exist and writes only the missing ones, and a re-run with other arguments
+into the same directory is refused (collect_summary.json in the builder directory records them).
+The TFDS metadata is written last, once every shard exists.
 
 Processes. The simulation and rendering run in spawned worker processes (--workers, default: one per
 CPU, at most 8); this process schedules them and writes the shards.
@@ -35,6 +47,7 @@ CPU, at most 8); this process schedules them and writes the shards.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import multiprocessing
@@ -51,8 +64,9 @@ import numpy as np
 from agent_stack.data.rlds_writer import RLDSWriter
 from agent_stack.data.tabletop import TABLETOP_CONTROL_HZ, TABLETOP_DATASET, TABLETOP_VERSION, tabletop_features
 from sim.experts import command_to_ee_delta, make_expert
+from sim.state import COLORS, colour_renaming
 from sim.tabletop_env import TabletopConfig, TabletopEnv
-from sim.tasks import FAMILIES, sample_task
+from sim.tasks import FAMILIES, Task, recolour_instruction, sample_task
 
 SUMMARY_FILE = "collect_summary.json"
 ATTEMPTS_PER_EPISODE = 10
@@ -82,11 +96,18 @@ class CollectPlan:
     seed: int
     image_size: int
     keep_failures: bool
+    colour_permutations: int = 0
+    """Recoloured copies written after every demonstration."""
 
     def __post_init__(self) -> None:
         for name in ("episodes", "episodes_per_shard", "image_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        renamings = math.factorial(len(COLORS)) - 1
+        if not 0 <= self.colour_permutations <= renamings:
+            raise ValueError(f"--colour-permutations must be within 0…{renamings} (the renamings of "
+                             f"{len(COLORS)} colours other than the identity), "
+                             f"got {self.colour_permutations}")
         if self.seed < 0 or self.seed + self.episodes * ATTEMPTS_PER_EPISODE >= 2**FAMILY_SEED_SHIFT:
             raise ValueError(f"--seed must be >= 0 and --seed + {ATTEMPTS_PER_EPISODE} * --episodes below "
                              f"2**{FAMILY_SEED_SHIFT}, got seed {self.seed} and {self.episodes} episodes")
@@ -132,15 +153,44 @@ def _start_worker(config) -> None:
     _ENV = TabletopEnv(config)
 
 
-def record_episode(env, family: str, seed: int) -> dict:
-    """One expert episode as an RLDS episode dict (see the module docstring for the step convention)."""
-    # The task draw gets a stream of its own: env.reset draws the layout from default_rng(seed).
+def sample_renamings(rng: np.random.Generator, count: int) -> list[dict[str, str]]:
+    """`count` distinct colour renamings, none the identity."""
+    orders = list(itertools.permutations(COLORS))[1:]  # the first is COLORS in order: the identity
+    return [dict(zip(COLORS, orders[i])) for i in rng.choice(len(orders), size=count, replace=False)]
+
+
+def format_renaming(renaming: dict[str, str]) -> str:
+    """{"red": "blue", "blue": "red"} -> "red:blue green:green blue:red yellow:yellow"; {} -> ""."""
+    return " ".join(f"{old}:{new}" for old, new in colour_renaming(renaming).items()) if renaming else ""
+
+
+def _camera_images(env, observation: dict, renaming: dict[str, str]) -> dict[str, np.ndarray]:
+    """The step's RLDS images, rendered again with the colours renamed unless `renaming` is empty."""
+    if not renaming:
+        return {"image": observation["front"], "wrist_image": observation["wrist"]}
+    with env.recoloured(renaming):
+        return {"image": env.render("front"), "wrist_image": env.render("wrist")}
+
+
+def episode_task(family: str, seed: int) -> tuple[Task, str]:
+    """The task and instruction phrasing of the episode with `seed` (evaluation draws its tasks alike)."""
+    # Streams of their own (the task draw first, the colour renamings second): env.reset draws the layout
+    # from default_rng(seed).
     task_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     task = sample_task(family, task_rng)
     phrasings = task.phrasings()
-    instruction = phrasings[task_rng.integers(len(phrasings))]
+    return task, phrasings[task_rng.integers(len(phrasings))]
+
+
+def record_episode(env, family: str, seed: int, colour_permutations: int = 0) -> list[dict]:
+    """One expert episode as RLDS episode dicts: the demonstration as run, then its `colour_permutations`
+    recoloured copies (see the module docstring for the step convention and the copies)."""
+    task, instruction = episode_task(family, seed)
+    renaming_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+    renamings = [{}, *sample_renamings(renaming_rng, colour_permutations)]
     observation, _ = env.reset(seed=seed, task=task)
-    expert, config, steps = make_expert(task), env.config, []
+    expert, config = make_expert(task), env.config
+    shown = [(renaming, recolour_instruction(instruction, renaming), []) for renaming in renamings]
     success = truncated = False
     while not (success or truncated):
         state = env.scene_state()
@@ -148,30 +198,36 @@ def record_episode(env, family: str, seed: int) -> dict:
         # exactly the action the dataset stores.
         action = command_to_ee_delta(state, expert.act(state), config.max_translation, config.max_rotation,
                                      env.ee_target_pose()).astype(np.float32)
+        images = [_camera_images(env, observation, renaming) for renaming in renamings]
         next_observation, reward, success, truncated, _ = env.step(action)
-        steps.append({
-            "observation": {"image": observation["front"], "wrist_image": observation["wrist"],
-                            "state": observation["state"]},
-            "action": action, "language_instruction": instruction, "reward": reward, "discount": 1.0,
-            "is_first": not steps, "is_last": success or truncated, "is_terminal": success,
-        })
+        for (_, text, steps), step_images in zip(shown, images):
+            steps.append({
+                "observation": {**step_images, "state": observation["state"]},
+                "action": action, "language_instruction": text, "reward": reward, "discount": 1.0,
+                "is_first": not steps, "is_last": success or truncated, "is_terminal": success,
+            })
         observation = next_observation
-    metadata = {"seed": seed, "task_family": family, "task": task.instruction, "success": success}
-    return {"steps": steps, "episode_metadata": metadata}
+    return [{"steps": steps,
+             "episode_metadata": {"seed": seed, "task_family": family, "success": success,
+                                  "task": recolour_instruction(task.instruction, renaming),
+                                  "recolouring": format_renaming(renaming)}}
+            for renaming, _, steps in shown]
 
 
-def collect_slot(family: str, slot: int, base_seed: int, keep_failures: bool) -> dict:
-    """The episode of one slot: the first seed the expert solves, or with keep_failures the first seed's."""
+def collect_slot(family: str, slot: int, base_seed: int, keep_failures: bool,
+                 colour_permutations: int) -> dict:
+    """The episodes of one slot: the demonstration on the first seed the expert solves (or with keep_failures
+    the first seed's), then its recoloured copies."""
     started = time.perf_counter()
     tries = 1 if keep_failures else ATTEMPTS_PER_EPISODE
     for attempt in range(tries):
         seed = episode_seed(family, base_seed, slot, attempt)
         try:
-            episode = record_episode(_ENV, family, seed)
+            episodes = record_episode(_ENV, family, seed, colour_permutations)
         except Exception as error:
             raise RuntimeError(f"{family} episode slot {slot}, seed {seed}: {error}") from error
-        if keep_failures or episode["episode_metadata"]["success"]:
-            return {"episode": episode, "attempts": attempt + 1, "seconds": time.perf_counter() - started}
+        if keep_failures or episodes[0]["episode_metadata"]["success"]:
+            return {"episodes": episodes, "attempts": attempt + 1, "seconds": time.perf_counter() - started}
     raise RuntimeError(f"the {family} expert failed on {tries} seeds in a row (slot {slot}, seeds "
                        f"{episode_seed(family, base_seed, slot, 0)}…{seed}); check it with "
                        "benchmarks/expert_success.py")
@@ -264,7 +320,8 @@ def collect(plan: CollectPlan, env_config, out: Path, workers: int) -> Path:
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker, initargs=(env_config,)) as pool:
         bar = progress.add_task("collect", total=total)
-        futures = {pool.submit(collect_slot, shard.family, slot, plan.seed, plan.keep_failures):
+        futures = {pool.submit(collect_slot, shard.family, slot, plan.seed, plan.keep_failures,
+                               plan.colour_permutations):
                    (shard, position) for shard in pending for position, slot in enumerate(shard.slots)}
         results = {shard.index: [None] * len(shard.slots) for shard in pending}
         remaining = set(futures)
@@ -293,18 +350,19 @@ def collect(plan: CollectPlan, env_config, out: Path, workers: int) -> Path:
                            "episodes_per_minute": round(60 * total / wall, 1) if total else None}
     save_summary(writer.builder_dir, summary)
     print(f"wrote {summary['episodes']} episodes in {plan.num_shards} shards to {writer.builder_dir} "
-          f"({total} collected by this run in {wall:.0f} s); summary in {SUMMARY_FILE}")
+          f"({total} demonstrations collected by this run in {wall:.0f} s); summary in {SUMMARY_FILE}")
     return writer.builder_dir
 
 
 def _write_shard(writer, plan: CollectPlan, shard: Shard, results: list[dict], summary: dict) -> None:
-    episodes = [r["episode"] for r in results]
-    writer.write_shard(shard.index, plan.num_shards, episodes)
+    writer.write_shard(shard.index, plan.num_shards, [e for r in results for e in r["episodes"]])
+    demonstrations = [r["episodes"][0] for r in results]
     summary["shards"][str(shard.index)] = {
-        "family": shard.family, "episodes": len(episodes),
-        "successes": sum(e["episode_metadata"]["success"] for e in episodes),
+        "family": shard.family, "episodes": len(demonstrations),
+        "recoloured_copies": sum(len(r["episodes"]) - 1 for r in results),
+        "successes": sum(e["episode_metadata"]["success"] for e in demonstrations),
         "attempts": sum(r["attempts"] for r in results),
-        "steps": sum(len(e["steps"]) for e in episodes),
+        "steps": sum(len(e["steps"]) for e in demonstrations),
         "collect_seconds": round(sum(r["seconds"] for r in results), 2),
     }
     save_summary(writer.builder_dir, summary)
@@ -326,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--keep-failures", action="store_true",
                         help="keep episodes the expert fails (time-outs) instead of trying another seed")
+    parser.add_argument("--colour-permutations", type=int, default=0, metavar="K",
+                        help="also write every demonstration K more times with the block and pad colours "
+                             "renamed in the images and the instruction (default 0; at most 23)")
     parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8),
                         help="simulation processes (default: one per CPU, at most 8)")
     return parser
@@ -337,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
         plan = CollectPlan(select_families(args.task, FAMILIES), args.episodes, args.episodes_per_shard,
-                           args.seed, args.image_size, args.keep_failures)
+                           args.seed, args.image_size, args.keep_failures, args.colour_permutations)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

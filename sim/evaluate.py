@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from agent_stack.data.tabletop import TABLETOP_CONTROL_HZ, TABLETOP_DATASET
-from sim.collect import FAMILY_SEED_SHIFT, select_families
+from sim.collect import FAMILY_SEED_SHIFT, episode_task, select_families
 from sim.reach import REACH_HIGH, REACH_LOW
 from sim.tabletop_env import TabletopConfig, TabletopEnv
-from sim.tasks import FAMILIES, Task, sample_task
+from sim.tasks import FAMILIES
 
 if TYPE_CHECKING:  # torch and timm load only when a VLA is evaluated
     from agent_stack.vla import VLAPolicy
@@ -70,15 +70,6 @@ class ClosedLoopPolicy(Protocol):
 def eval_seed(family: str, base_seed: int, episode: int) -> int:
     """Seed of evaluation episode `episode` of `family`; disjoint from `sim.collect.episode_seed`'s range."""
     return EVAL_SEED_OFFSET + (zlib.crc32(family.encode()) << FAMILY_SEED_SHIFT) + base_seed + episode
-
-
-def episode_task(family: str, seed: int) -> tuple[Task, str]:
-    """The task and instruction phrasing of an episode, drawn as `sim.collect.record_episode` draws them."""
-    # A stream of its own: env.reset draws the layout from default_rng(seed).
-    task_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-    task = sample_task(family, task_rng)
-    phrasings = task.phrasings()
-    return task, phrasings[task_rng.integers(len(phrasings))]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ Observation "state" vector (14,): ee_pos (3), ee_quat w x y z (4), gripper openi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mujoco
@@ -28,8 +30,8 @@ from sim.scene import (ARM_JOINT_NAMES, BIN_NAME, BLOCK_NAMES, CAMERA_NAMES, FIN
                        FINGER_JOINT_NAMES, FINGER_OPEN, HAND_BODY, HOME_QPOS, MJCF_CAMERA_NAMES, gripper_opening,
                        MJCF_JOINT_NAMES, PAD_NAMES, TCP_SITE, SceneConfig, bin_half_size, compile_scene,
                        object_kind, sample_layout, yaw_to_quat)
-from sim.state import (BLOCK_HALF_SIZE, PAD_HALF_SIZE, TABLE_HEIGHT, WORKSPACE_HIGH, WORKSPACE_LOW,
-                       ObjectState, SceneState)
+from sim.state import (BLOCK_HALF_SIZE, COLORS, PAD_HALF_SIZE, TABLE_HEIGHT, WORKSPACE_HIGH, WORKSPACE_LOW,
+                       ObjectState, SceneState, colour_renaming)
 
 CONTROL_MODES = ("ee_delta", "joint")
 STATE_KEYS = ("ee_pos", "ee_quat", "gripper", "joint_pos")
@@ -358,6 +360,23 @@ class TabletopEnv:
             renderer = self._renderers[(height, width)] = mujoco.Renderer(self.model, height, width)
         renderer.update_scene(self.data, camera=MJCF_CAMERA_NAMES[camera])
         return renderer.render()
+
+    @contextmanager
+    def recoloured(self, renaming: dict[str, str]) -> Iterator[None]:
+        """Inside the block, colour c's block and pad are drawn in the colour renaming[c] (see
+        `sim.state.colour_renaming`). Only the drawing changes: physics, scene state and task keep the
+        original names, so `collect` can show one demonstration under renamed colours."""
+        renaming = colour_renaming(renaming)
+        geoms = {(colour, kind): self.model.geom(f"{colour}_{kind}").id for colour in COLORS
+                 for kind in ("block", "pad")}
+        drawn = {key: self.model.geom_rgba[geom].copy() for key, geom in geoms.items()}
+        try:
+            for (colour, kind), geom in geoms.items():
+                self.model.geom_rgba[geom] = drawn[renaming[colour], kind]
+            yield
+        finally:
+            for key, geom in geoms.items():
+                self.model.geom_rgba[geom] = drawn[key]
 
     def _ensure_framebuffer(self, height: int, width: int) -> None:
         # The offscreen buffer is fixed at compile time (640x480 by default); grow it for bigger images.

@@ -23,7 +23,7 @@ import numpy as np
 from sim.scene import (BIN_NAME, HOME_TCP_POS, TOP_DOWN_QUAT, LayoutClearance, bin_half_size, default_z,
                        footprint_half_size, object_kind, rectangles_overlap, yaw_to_quat)
 from sim.state import (BIN_INNER_HALF_SIZE, BIN_WALL_HEIGHT, BLOCK_HALF_SIZE, COLORS, PAD_HALF_SIZE,
-                       SPAWN_HIGH, SPAWN_LOW, ObjectState, SceneState)
+                       SPAWN_HIGH, SPAWN_LOW, ObjectState, SceneState, colour_renaming)
 
 # --- tolerances (metres) ------------------------------------------------------------------------------------
 LIFT_HEIGHT = 0.10
@@ -249,6 +249,14 @@ def task_from_instruction(text: str) -> Task:
 
 def _example_args(spec: TaskFamily) -> dict[str, str]:
     return dict(zip(spec.params, ("red", "green", "blue")))
+
+
+def recolour_instruction(text: str, renaming: dict[str, str]) -> str:
+    """Every colour word of `text` replaced at once by its new name under `renaming` (one-to-one, see
+    `sim.state.colour_renaming`): "put the red block on the blue pad" with red and blue swapped reads
+    "put the blue block on the red pad"."""
+    renaming = colour_renaming(renaming)
+    return re.sub(r"\b(" + "|".join(renaming) + r")\b", lambda match: renaming[match.group(1)], text)
 
 
 # --- geometry helpers shared by predicates, arrangements and experts ----------------------------------------

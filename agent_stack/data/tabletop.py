@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 from agent_stack.data.standardize import Standardized, Steps, gripper_open, register_dataset
 
 TABLETOP_DATASET = "agent_stack_tabletop"
-TABLETOP_VERSION = "1.0.0"
+TABLETOP_VERSION = "1.1.0"
 """Version directory of the TFDS builder; bump it when the schema or the step convention changes."""
 TABLETOP_CONTROL_HZ = 10
 """Policy rate of the tabletop env (TabletopConfig.policy_hz): one RLDS step per 0.1 s of sim time."""
@@ -59,6 +59,11 @@ def tabletop_features(image_size: int = 128, state_dim: int = 14) -> tfds.featur
             "task": F.Text(doc="Canonical instruction of the task (its first phrasing); parses back into the "
                                "task with sim.tasks.task_from_instruction."),
             "success": F.Scalar(dtype=np.bool_, doc="Whether the expert completed the task."),
+            "recolouring": F.Text(doc="Empty for a demonstration as run. For a recoloured copy (`collect "
+                                      "--colour-permutations`) the renaming it shows, e.g. 'red:blue "
+                                      "green:green blue:red yellow:yellow': the red block and pad are drawn "
+                                      "blue and the instruction calls them blue; `task` is the renamed "
+                                      "task."),
         }),
     })
 

@@ -1,6 +1,6 @@
 """`agent-stack train control --algo diffusion`: train Diffusion Policy from RLDS demonstrations.
 
-    agent-stack train control --algo diffusion --data outputs/collect/agent_stack_tabletop/1.0.0 --out runs/dp
+    agent-stack train control --algo diffusion --data outputs/collect/agent_stack_tabletop --out runs/dp
     agent-stack train control --algo diffusion --data ... --out runs/dp --paper-size --device cuda
     agent-stack train control --algo diffusion --data ... --out runs/dp_ctrl --goal ee_target --cameras ""
     torchrun --nproc_per_node 2 -m agent_stack.train.train_diffusion --data ... --out runs/dp      (DDP)

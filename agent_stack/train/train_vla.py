@@ -1,6 +1,6 @@
 """`agent-stack train vla`: train the VLA from RLDS data (our sim demonstrations or an Open-X mixture).
 
-    agent-stack train vla --data outputs/collect/agent_stack_tabletop/1.0.0 --out runs/vla --steps 20000
+    agent-stack train vla --data outputs/collect/agent_stack_tabletop --out runs/vla --steps 20000
     agent-stack train vla --data fractal20220817_data:2,bridge:1 --data-dir ~/tensorflow_datasets --out runs/oxe
     torchrun --nproc_per_node 2 -m agent_stack.train.train_vla --data ... --out runs/vla      (DDP)
     agent-stack train vla --out runs/vla --resume                                              (continue)

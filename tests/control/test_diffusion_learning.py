@@ -34,7 +34,7 @@ def test_short_run_reaches_targets_the_untrained_policy_misses(tmp_path):
                     "--workers", "2", "--out", str(data))
     run = tmp_path / "run"
     run_agent_stack("train", "control", "--algo", "diffusion", "--goal", "ee_target", "--cameras", "",
-                    "--data", str(data / "agent_stack_tabletop" / "1.0.0"), "--out", str(run), "--image-size", "32",
+                    "--data", str(data / "agent_stack_tabletop"), "--out", str(run), "--image-size", "32",
                     "--crop-size", "32", "--steps", "800", "--batch-size", "64", "--lr", "3e-4",
                     "--warmup-steps", "100", "--save-every", "800", "--no-progress")
     trained = DiffusionPolicy.from_pretrained(latest_checkpoint(run))

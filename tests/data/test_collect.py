@@ -1,4 +1,5 @@
-"""`agent-stack collect`: the dataset it writes, read back two ways, replayed, resumed; argument errors.
+"""`agent-stack collect`: the dataset it writes, read back two ways, replayed, resumed, recoloured copies;
+argument errors.
 
 The collector runs as the user runs it, as a command in a process of its own.
 """
@@ -21,7 +22,7 @@ import tensorflow_datasets as tfds
 from agent_stack.data.rlds import iterate_numpy, open_rlds
 from agent_stack.data.tabletop import TABLETOP_DATASET, TABLETOP_VERSION
 from sim.tabletop_env import TabletopConfig, TabletopEnv
-from sim.tasks import task_from_instruction
+from sim.tasks import recolour_instruction, task_from_instruction
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILY = "pick_up"
@@ -140,6 +141,54 @@ def test_rerun_rewrites_only_the_missing_shard(builder_dir, tmp_path):
 
     other = run_collect(out, "--seed", "7")
     assert other.returncode == 2 and "other arguments {'seed': 0}" in other.stderr
+
+
+def test_colour_permutations_write_recoloured_copies_of_each_demonstration(tmp_path):
+    permutations = 2
+    result = run("-m", "sim.collect", "--task", "place_on_pad", "--episodes", "1", "--image-size",
+                 str(IMAGE_SIZE), "--colour-permutations", str(permutations), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    builder_dir = tmp_path / TABLETOP_DATASET / TABLETOP_VERSION
+    demonstration, *copies = raw_episodes(builder_dir)
+    assert len(copies) == permutations and demonstration["episode_metadata"]["recolouring"] == b""
+    original_task = task_from_instruction(demonstration["episode_metadata"]["task"].decode())
+    renamings = []
+    env = TabletopEnv(TabletopConfig(image_size=(IMAGE_SIZE, IMAGE_SIZE)))
+    for copy in copies:
+        metadata, steps = copy["episode_metadata"], copy["steps"]
+        renaming = dict(pair.split(":") for pair in metadata["recolouring"].decode().split())
+        assert sorted(renaming) == sorted(renaming.values()) and any(k != v for k, v in renaming.items())
+        renamings.append(renaming)
+        assert metadata["seed"] == demonstration["episode_metadata"]["seed"] and metadata["success"]
+        assert metadata["task"].decode() == recolour_instruction(original_task.instruction, renaming)
+        for key in ("action", "reward", "is_first", "is_last", "is_terminal"):
+            np.testing.assert_array_equal(steps[key], demonstration["steps"][key])
+        np.testing.assert_array_equal(steps["observation"]["state"],
+                                      demonstration["steps"]["observation"]["state"])
+        instruction = demonstration["steps"]["language_instruction"][0].decode()
+        assert set(steps["language_instruction"]) == {recolour_instruction(instruction, renaming).encode()}
+
+        # Every stored frame is the demonstration's scene drawn under the renaming: where the renaming changes
+        # a pixel, the stored one is the renamed colour (up to JPEG loss), not the colour as run.
+        env.reset(seed=int(metadata["seed"]), task=original_task)
+        from_renamed, from_as_run = [], []  # errors of the stored pixels the renaming changes
+        for t, action in enumerate(steps["action"]):
+            for camera, mjcf_camera in (("image", "front"), ("wrist_image", "wrist")):
+                as_run = env.render(mjcf_camera).astype(float)
+                with env.recoloured(renaming):
+                    renamed = env.render(mjcf_camera).astype(float)
+                stored = steps["observation"][camera][t].astype(float)
+                assert np.abs(stored - renamed).mean() < 5, (t, camera)
+                changed = np.abs(renamed - as_run).max(-1) > 60
+                from_renamed += np.abs(stored - renamed)[changed].mean(-1).tolist()
+                from_as_run += np.abs(stored - as_run)[changed].mean(-1).tolist()
+            env.step(action)
+        assert len(from_renamed) > 20 * len(steps["action"])
+        assert np.mean(from_renamed) < np.mean(from_as_run) / 4
+    env.close()
+    assert renamings[0] != renamings[1]
+    summary = json.loads((builder_dir / "collect_summary.json").read_text())
+    assert summary["episodes"] == 1 + permutations and summary["families"]["place_on_pad"]["episodes"] == 1
 
 
 def test_unknown_family_is_a_clear_error(tmp_path):

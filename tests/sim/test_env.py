@@ -83,6 +83,40 @@ def test_cameras_render_nontrivial_images():
             env.render("side")
 
 
+def test_recoloured_draws_blocks_and_pads_in_the_renamed_colours_then_restores_them():
+    def red(image):
+        return (image[..., 0] > 140) & (image[..., 1] < 90) & (image[..., 2] < 90)
+
+    def blue(image):
+        return (image[..., 2] > 140) & (image[..., 0] < 90)
+
+    def pale_red(image):  # the pads are the blocks' colours faded halfway to white
+        reddish = image[..., 0].astype(int) - image[..., 2] > 50
+        return (image[..., 0] > 200) & reddish & (image[..., 1] < 190)
+
+    def pale_blue(image):
+        return (image[..., 2] > 200) & (image[..., 2].astype(int) - image[..., 0] > 50)
+
+    with TabletopEnv(TabletopConfig(image_size=(128, 128))) as env:
+        obs, _ = env.reset(seed=1)
+        state = env.scene_state()
+        with env.recoloured({"red": "blue", "blue": "red"}):
+            swapped = env.render("front")
+        front = obs["front"]
+        for was, now in ((red, blue), (blue, red), (pale_red, pale_blue), (pale_blue, pale_red)):
+            assert was(front).sum() > 20
+            assert now(swapped)[was(front)].mean() > 0.8  # edge pixels blend with the table
+        np.testing.assert_array_equal(env.render("front"), front)  # drawn as before once the block ends
+        for name, item in state.objects.items():  # drawing only: the physics did not move
+            np.testing.assert_array_equal(env.scene_state().objects[name].pos, item.pos)
+        with pytest.raises(ValueError, match="unknown colour"):
+            with env.recoloured({"red": "purple", "purple": "red"}):
+                pass
+        with pytest.raises(ValueError, match="one-to-one"):
+            with env.recoloured({"red": "blue"}):
+                pass
+
+
 def test_positive_x_delta_moves_tcp_forward(env):
     obs, _ = env.reset(seed=2)
     start = obs["ee_pos"].copy()

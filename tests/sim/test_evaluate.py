@@ -87,7 +87,7 @@ def test_episode_task_is_drawn_as_collect_draws_it():
     seed = eval_seed("place_on_pad", 0, 3)
     env = TabletopEnv(TabletopConfig(image_size=(16, 16), max_episode_steps=1))  # collect needs images
     try:
-        recorded = record_episode(env, "place_on_pad", seed)
+        [recorded] = record_episode(env, "place_on_pad", seed)
     finally:
         env.close()
     task, instruction = episode_task("place_on_pad", seed)

@@ -18,7 +18,7 @@ import pytest
 from sim.scene import (bin_half_size, footprint_half_size, object_kind, rectangles_overlap, sample_layout,
                        yaw_to_quat)
 from sim.state import BLOCK_HALF_SIZE, COLORS, PAD_HALF_SIZE, ObjectState, SceneState
-from sim.tasks import FAMILIES, make_task, sample_task, task_from_instruction
+from sim.tasks import FAMILIES, make_task, recolour_instruction, sample_task, task_from_instruction
 
 H = BLOCK_HALF_SIZE
 HOME = np.array([0.45, 0.0, 0.25])
@@ -117,6 +117,18 @@ def test_make_task_validates_family_and_colours():
         make_task("stack", color="red", target="red")
     with pytest.raises(ValueError):
         make_task("stack", color="red")  # missing target
+
+
+def test_recolour_instruction_renames_every_colour_word_at_once():
+    swap = {"red": "blue", "blue": "red"}
+    assert recolour_instruction("put the red block on the blue pad", swap) == \
+        "put the blue block on the red pad"
+    cycle = {"red": "green", "green": "yellow", "yellow": "red"}
+    assert recolour_instruction("stack the yellow block on the red block", cycle) == \
+        "stack the red block on the green block"
+    assert recolour_instruction("pick up the bluest thing", swap) == "pick up the bluest thing"  # whole words
+    with pytest.raises(ValueError, match="one-to-one"):
+        recolour_instruction("pick up the red block", {"red": "blue", "green": "blue"})
 
 
 def test_task_is_plain_json_data():
