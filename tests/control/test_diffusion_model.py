@@ -1,7 +1,7 @@
 """Diffusion Policy pieces that are easy to get wrong: the config's checks, spatial softmax coordinates,
-the U-Net's shapes and conditioning, the action mapping, DDPM learning on a fixed batch, DDIM sampling
-with the exact noise,
-and the policy's receding horizon, checkpoint round trip and input checks."""
+the U-Net's shapes and conditioning, its convolution against PyTorch's, the action mapping, DDPM learning
+on a fixed batch, DDIM sampling with the exact noise, and the policy's receding horizon, checkpoint round
+trip and input checks."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from agent_stack.control.diffusion import DiffusionConfig, DiffusionModel, Diffu
 from agent_stack.control.diffusion.modeling_diffusion import (
     ConditionalUnet1D,
     SpatialSoftmax,
+    TemporalConv1d,
     from_model_actions,
     to_model_actions,
 )
@@ -84,6 +85,23 @@ def test_unet_keeps_the_chunk_shape_and_listens_to_its_condition():
     assert out.shape == chunk.shape
     assert not torch.allclose(out, unet(chunk, steps, cond + 1.0))
     assert not torch.allclose(out, unet(chunk, steps.flip(0), cond))
+
+
+@pytest.mark.parametrize("kernel, stride, padding, length",
+                         [(5, 1, 2, 16), (3, 2, 1, 16), (3, 2, 1, 7), (1, 1, 0, 4)])
+def test_temporal_conv_matches_torch_conv1d_and_its_gradients(kernel, stride, padding, length):
+    ours = TemporalConv1d(6, 10, kernel, stride, padding)
+    reference = torch.nn.Conv1d(6, 10, kernel, stride, padding)
+    reference.load_state_dict(ours.state_dict())  # same parameters, same names: checkpoints load either way
+    x = torch.randn(3, 6, length, requires_grad=True)
+    out, expected = ours(x), reference(x)
+    assert out.shape == expected.shape and torch.allclose(out, expected, atol=1e-5)
+    grads = torch.autograd.grad(out.square().sum(), [x, ours.weight, ours.bias])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x, reference.weight, reference.bias])
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad, atol=1e-4)
+    with pytest.raises(ValueError, match="groups=1"):
+        TemporalConv1d(6, 10, 3, groups=2)
 
 
 def test_action_mapping_round_trip_and_gripper_range():
