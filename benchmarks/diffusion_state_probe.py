@@ -11,7 +11,7 @@ DDPM training with EMA weights, and `DiffusionPolicy` acting closed loop through
 on the evaluation seeds (DDIM, receding horizon Ta of To = 2, Tp = 16). If this policy fails too, the gap is
 in the action learning (training budget, action representation), not in the image encoder.
 
-Four switches split that gap further (results: docs/BENCHMARKS.md, "Why pick_up fails"):
+Five switches split that gap further (results: docs/BENCHMARKS.md, "Why pick_up fails"):
 
 * `--objects instructed` feeds only the instructed block's pose (the simulator picks it out), so the policy
   no longer has to learn which of the four blocks the instruction names;
@@ -22,7 +22,10 @@ Four switches split that gap further (results: docs/BENCHMARKS.md, "Why pick_up 
   The motion is the same, so the demonstrated chunk stays the label, and every colour name is seen with
   every block position;
 * `--policy mlp` swaps the denoiser for a deterministic baseline (`ChunkRegressor`: an MLP from the same
-  condition to the same normalised chunk, MSE), trained and run the same way, to tell what diffusion adds.
+  condition to the same normalised chunk, MSE), trained and run the same way, to tell what diffusion adds;
+* `--actions target` labels every step with the absolute end-effector target the expert's action led to
+  (x y z, cos and sin of the top-down yaw, gripper; Chi et al.'s position control) instead of the dataset's
+  delta; acting, the predicted target is turned back into the env's delta from its current target.
 
 Demonstrations are the scripted experts' (`sim.collect`'s task and seed draws, no rendering). Normalisation
 is the pipeline's (1st / 99th percentile to [-1, 1], gripper unnormalised). Prints a table and writes JSON.
@@ -53,16 +56,17 @@ from agent_stack.normalization import DatasetStatistics, Statistics
 from agent_stack.train.offline import parameter_groups, warmup_cosine
 from sim.collect import ATTEMPTS_PER_EPISODE, episode_seed
 from sim.evaluate import EvalPlan, episode_task, run_episode
-from sim.experts import command_to_ee_delta, make_expert
+from sim.experts import ExpertCommand, command_to_ee_delta, make_expert, top_down_quat
 from sim.state import COLORS
 from sim.tabletop_env import TabletopConfig, TabletopEnv
-from sim.tasks import recolour_instruction
+from sim.tasks import recolour_instruction, yaw_of
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "diffusion_state_probe.json"
 
 
 OBJECTS = ("all", "instructed")
 POLICIES = ("diffusion", "mlp")
+ACTIONS = ("delta", "target")
 BLOCK_DIM, PAD_DIM = 7, 3
 """Values per block (position, quaternion) and per pad (position) in an 'all' object state."""
 
@@ -79,8 +83,16 @@ def object_state(env: TabletopEnv, objects: str) -> np.ndarray:
     return np.concatenate(blocks + pads).astype(np.float32)
 
 
+def target_label(env: TabletopEnv, gripper: float) -> np.ndarray:
+    """The env's end-effector target as a 7-D label: x y z, cos yaw, sin yaw, 0, gripper opening."""
+    position, quat = env.ee_target_pose()
+    yaw = yaw_of(quat)
+    return np.array([*position, np.cos(yaw), np.sin(yaw), 0.0, gripper], dtype=np.float32)
+
+
 def demonstration(job: tuple[str, int, str]) -> dict:
-    """One expert episode (the first of the slot's seeds it solves): states (T, D), actions (T, 7)."""
+    """One expert episode (the first of the slot's seeds it solves): states (T, D), delta actions (T, 7) and
+    the targets they led to (T, 7, see `target_label`)."""
     family, slot, objects = job
     env = TabletopEnv(TabletopConfig(render=False))
     try:
@@ -88,7 +100,7 @@ def demonstration(job: tuple[str, int, str]) -> dict:
             seed = episode_seed(family, 0, slot, attempt)
             task, instruction = episode_task(family, seed)
             observation, _ = env.reset(seed=seed, task=task)
-            expert, states, actions = make_expert(task), [], []
+            expert, states, actions, targets = make_expert(task), [], [], []
             success = truncated = False
             while not (success or truncated):
                 scene = env.scene_state()
@@ -97,8 +109,10 @@ def demonstration(job: tuple[str, int, str]) -> dict:
                 states.append(np.concatenate([observation["state"], object_state(env, objects)]))
                 actions.append(action)
                 observation, _, success, truncated, _ = env.step(action)
+                targets.append(target_label(env, float(action[6])))
             if success:
-                return {"instruction": instruction, "state": np.stack(states), "action": np.stack(actions)}
+                return {"instruction": instruction, "state": np.stack(states), "delta": np.stack(actions),
+                        "target": np.stack(targets)}
     finally:
         env.close()
     raise RuntimeError(f"the {family} expert failed {ATTEMPTS_PER_EPISODE} seeds in a row at slot {slot}")
@@ -111,13 +125,13 @@ def statistics_of(values: np.ndarray) -> Statistics:
 
 
 def training_windows(episodes: list[dict], statistics: DatasetStatistics, config: DiffusionConfig,
-                     instructions: list[str]) -> dict[str, torch.Tensor]:
+                     instructions: list[str], labels: str) -> dict[str, torch.Tensor]:
     """Every step t: states t-To+1 .. t (the first repeated before the start), actions t .. t+Tp-1 (the last
     repeated past the end), as the data pipeline windows them, and the index of its instruction."""
     states, actions, instruction = [], [], []
     for episode in episodes:
         state = statistics.state.normalize(episode["state"])
-        action = statistics.normalize_action(episode["action"])
+        action = statistics.normalize_action(episode[labels])
         steps = np.arange(len(action))
         history = np.maximum(steps[:, None] + np.arange(1 - config.obs_horizon, 1)[None], 0)
         future = np.minimum(steps[:, None] + np.arange(config.pred_horizon)[None], len(action) - 1)
@@ -198,17 +212,24 @@ class ChunkRegressor(nn.Module):
 
 
 class PrivilegedStatePolicy:
-    """`DiffusionPolicy` fed the proprioception plus the simulator's object state (a `ClosedLoopPolicy`)."""
+    """`DiffusionPolicy` fed the proprioception plus the simulator's object state (a `ClosedLoopPolicy`);
+    with actions "target" its output, an absolute target, becomes the env's delta from its current target."""
 
-    def __init__(self, policy: DiffusionPolicy, env: TabletopEnv, objects: str) -> None:
-        self.policy, self.env, self.objects = policy, env, objects
+    def __init__(self, policy: DiffusionPolicy, env: TabletopEnv, objects: str, actions: str) -> None:
+        self.policy, self.env, self.objects, self.actions = policy, env, objects, actions
 
     def reset(self, instruction: str) -> None:
         self.policy.reset(instruction)
 
     def act(self, observation: dict) -> np.ndarray:
-        return self.policy.act({"state": np.concatenate([observation["state"],
-                                                          object_state(self.env, self.objects)])})
+        action = self.policy.act({"state": np.concatenate([observation["state"],
+                                                            object_state(self.env, self.objects)])})
+        if self.actions == "delta":
+            return action
+        target = ExpertCommand(action[:3], top_down_quat(np.arctan2(action[4], action[3])), float(action[6]))
+        config = self.env.config
+        return command_to_ee_delta(self.env.scene_state(), target, config.max_translation, config.max_rotation,
+                                   self.env.ee_target_pose())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the denoiser, or the deterministic MLP baseline on the same data and budget")
     parser.add_argument("--objects", choices=OBJECTS, default="all",
                         help="object state observed: every block and pad, or the instructed block only")
+    parser.add_argument("--actions", choices=ACTIONS, default="delta",
+                        help="labels: the dataset's end-effector deltas, or the absolute targets they led to")
     parser.add_argument("--max-steps", type=int, default=120)
     parser.add_argument("--workers", type=int, default=2, help="processes collecting demonstrations")
     parser.add_argument("--threads", type=int, default=1)
@@ -261,10 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     permutations = (ColourPermutations(states.shape[1] - (BLOCK_DIM + PAD_DIM) * len(COLORS), instructions, encoder)
                     if args.colour_permutations else None)
     statistics = DatasetStatistics("privileged_state_probe", "train", "-", len(episodes), len(states),
-                                   statistics_of(np.concatenate([e["action"] for e in episodes])),
+                                   statistics_of(np.concatenate([e[args.actions] for e in episodes])),
                                    statistics_of(permutations.all_orders(states) if permutations else states))
     config = DiffusionConfig(cameras=(), state_dim=states.shape[1], goal="language", action_steps=args.action_steps)
-    windows = training_windows(episodes, statistics, config, instructions)
+    windows = training_windows(episodes, statistics, config, instructions, args.actions)
     embeddings = torch.from_numpy(np.stack(encoder(instructions))).float()
 
     model = DiffusionModel(config) if args.policy == "diffusion" else ChunkRegressor(config)
@@ -292,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         losses.append(float(loss.detach()))
         if step == args.steps or (args.eval_every and step % args.eval_every == 0):
             policy = PrivilegedStatePolicy(DiffusionPolicy(ema.module, statistics, seed=args.seed), env,
-                                           args.objects)
+                                           args.objects, args.actions)
             results = [run_episode(env, policy, family, seed) for family in families for seed in eval_seeds[family]]
             success = {family: float(np.mean([r.success for r in results if r.family == family]))
                        for family in families}
@@ -301,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(evaluations[-1]), flush=True)
     env.close()
 
-    table = Table(title=f"{args.policy} policy from privileged object state ({args.objects} objects, closed "
-                        f"loop, {args.eval_seeds} seeds)")
+    table = Table(title=f"{args.policy} policy from privileged object state ({args.objects} objects, "
+                        f"{args.actions} actions, closed loop, {args.eval_seeds} seeds)")
     for column in ("step", "training loss", *families, "train s"):
         table.add_column(column)
     for row in evaluations:
