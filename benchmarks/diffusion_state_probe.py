@@ -227,9 +227,9 @@ class PrivilegedStatePolicy:
         if self.actions == "delta":
             return action
         target = ExpertCommand(action[:3], top_down_quat(np.arctan2(action[4], action[3])), float(action[6]))
-        config = self.env.config
-        return command_to_ee_delta(self.env.scene_state(), target, config.max_translation, config.max_rotation,
-                                   self.env.ee_target_pose())
+        env = self.env
+        return command_to_ee_delta(env.scene_state(), target, env.config.max_translation,
+                                   env.config.max_rotation, env.ee_target_pose())
 
 
 def main(argv: list[str] | None = None) -> int:
