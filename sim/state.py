@@ -18,18 +18,6 @@ COLORS: dict[str, tuple[float, float, float, float]] = {
 }
 """Block colours; every colour has one block and one flat target pad of the same colour."""
 
-
-def colour_renaming(renaming: dict[str, str]) -> dict[str, str]:
-    """`renaming` checked to be a one-to-one renaming of COLORS onto themselves, completed with the colours
-    it leaves out (they keep their names): {"red": "blue", "blue": "red"} swaps red and blue."""
-    unknown = sorted({*renaming, *renaming.values()} - set(COLORS))
-    if unknown:
-        raise ValueError(f"unknown colour(s) {unknown} in the renaming {renaming}; colours: {sorted(COLORS)}")
-    if set(renaming) != set(renaming.values()):
-        raise ValueError(f"colour renaming {renaming} is not one-to-one: it must rename the colours "
-                         f"{sorted(renaming)} among themselves")
-    return {colour: renaming.get(colour, colour) for colour in COLORS}
-
 # Scene geometry, world frame: origin at the robot base on the table top, x forward, y left, z up.
 TABLE_HEIGHT = 0.0
 BLOCK_HALF_SIZE = 0.025
@@ -42,6 +30,18 @@ SPAWN_LOW = (0.25, -0.3)
 SPAWN_HIGH = (0.62, 0.3)
 WORKSPACE_LOW = (0.25, -0.35, 0.0)
 WORKSPACE_HIGH = (0.75, 0.35, 0.45)
+
+
+def colour_renaming(renaming: dict[str, str]) -> dict[str, str]:
+    """`renaming` checked to be a one-to-one renaming of COLORS onto themselves, completed with the colours
+    it leaves out (they keep their names): {"red": "blue", "blue": "red"} swaps red and blue."""
+    unknown = sorted({*renaming, *renaming.values()} - set(COLORS))
+    if unknown:
+        raise ValueError(f"unknown colour(s) {unknown} in the renaming {renaming}; colours: {sorted(COLORS)}")
+    if set(renaming) != set(renaming.values()):
+        raise ValueError(f"colour renaming {renaming} is not one-to-one: it must rename the colours "
+                         f"{sorted(renaming)} among themselves")
+    return {colour: renaming.get(colour, colour) for colour in COLORS}
 
 
 @dataclass(frozen=True)
