@@ -54,8 +54,8 @@ from agent_stack.control.diffusion.modeling_diffusion import to_model_actions
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics, Statistics
 from agent_stack.train.offline import parameter_groups, warmup_cosine
-from sim.collect import ATTEMPTS_PER_EPISODE, episode_seed
-from sim.evaluate import EvalPlan, episode_task, run_episode
+from sim.collect import ATTEMPTS_PER_EPISODE, episode_seed, episode_task
+from sim.evaluate import EvalPlan, run_episode
 from sim.experts import ExpertCommand, command_to_ee_delta, make_expert, top_down_quat
 from sim.state import COLORS
 from sim.tabletop_env import TabletopConfig, TabletopEnv

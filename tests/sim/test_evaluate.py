@@ -20,8 +20,9 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from sim.collect import ATTEMPTS_PER_EPISODE, FAMILY_SEED_SHIFT, CollectPlan, episode_seed, record_episode
-from sim.evaluate import EVAL_SEED_OFFSET, EvalPlan, default_out, episode_task, eval_seed, main, run_episode
+from sim.collect import (ATTEMPTS_PER_EPISODE, FAMILY_SEED_SHIFT, CollectPlan, episode_seed, episode_task,
+                         record_episode)
+from sim.evaluate import EVAL_SEED_OFFSET, EvalPlan, default_out, eval_seed, main, run_episode
 from sim.experts import command_to_ee_delta, make_expert
 from sim.tabletop_env import TabletopConfig, TabletopEnv
 from sim.tasks import FAMILIES
