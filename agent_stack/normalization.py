@@ -103,7 +103,8 @@ class DatasetStatistics:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
+        # A private partial file per writer: ranks of a distributed job may save the same statistics at once.
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         partial.write_text(json.dumps(self.to_json(), indent=1))
         os.replace(partial, path)
 

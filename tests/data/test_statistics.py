@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,6 +72,31 @@ def test_cache_is_reused_and_recomputed_when_stale(tmp_path, monkeypatch):
     path.write_text("{ not json")
     load_or_compute_statistics(source)
     assert len(calls) == 2
+
+
+def _save_repeatedly(path: str, start, times: int) -> None:
+    unit = [0.0] * 6 + [1.0]
+    action = Statistics(mean=unit, std=unit, min=unit, max=unit, p01=unit, p99=unit)
+    stats = DatasetStatistics(dataset="d", split="train", fingerprint="same-data", num_episodes=1, num_steps=1,
+                              action=action, state=None)
+    start.wait()
+    for _ in range(times):
+        stats.save(Path(path))
+
+
+def test_processes_saving_the_same_statistics_at_once_all_succeed(tmp_path):
+    # Every rank of a distributed job computes and caches the statistics of the same dataset.
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(4)
+    path = tmp_path / "agent_stack_statistics_train.json"
+    workers = [context.Process(target=_save_repeatedly, args=(str(path), start, 200)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    assert DatasetStatistics.load(path).fingerprint == "same-data"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def test_unwritable_data_dir_caches_in_home(tmp_path, monkeypatch):
