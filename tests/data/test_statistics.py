@@ -77,8 +77,8 @@ def test_cache_is_reused_and_recomputed_when_stale(tmp_path, monkeypatch):
 def _save_repeatedly(path: str, start, times: int) -> None:
     unit = [0.0] * 6 + [1.0]
     action = Statistics(mean=unit, std=unit, min=unit, max=unit, p01=unit, p99=unit)
-    stats = DatasetStatistics(dataset="d", split="train", fingerprint="same-data", num_episodes=1, num_steps=1,
-                              action=action, state=None)
+    stats = DatasetStatistics(dataset="d", split="train", fingerprint="same-data", num_episodes=1,
+                              num_steps=1, action=action, state=None)
     start.wait()
     for _ in range(times):
         stats.save(Path(path))
