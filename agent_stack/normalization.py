@@ -2,8 +2,9 @@
 
 Numpy only (no TensorFlow), so policies load them at inference without the data stack. Each action and
 state dimension has its 1st and 99th percentile mapped to [-1, 1] and clipped (DESIGN.md); the gripper
-dimension of the action is already an opening in [0, 1] and stays as is. `agent_stack.data.statistics`
-computes them from RLDS data.
+dimension of an action (its last) is already an opening in [0, 1] and stays as is. Datasets that record
+the end-effector target each action commanded also have statistics of that absolute target action.
+`agent_stack.data.statistics` computes them from RLDS data.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ import numpy as np
 ACTION_DIM = 7
 """x y z roll pitch yaw deltas in the robot base frame, then the gripper opening (DESIGN.md)."""
 GRIPPER_INDEX = 6
+TARGET_ACTION_DIM = 10
+"""The absolute form of an action: the end-effector target pose it commands, base frame: x y z (m), the
+first two columns of the rotation matrix (the continuous 6-D rotation of Zhou et al. 2019, which Chi et
+al. use for absolute actions), then the gripper opening."""
+TARGET_GRIPPER_INDEX = 9
 FORMAT_VERSION = 1
 
 
@@ -75,16 +81,26 @@ class DatasetStatistics:
     num_steps: int
     action: Statistics
     state: Statistics | None
+    target: Statistics | None = None
+    """Of the target actions (TARGET_ACTION_DIM), for datasets that record them."""
 
     def __post_init__(self) -> None:
         if self.action.dim != ACTION_DIM:
             raise ValueError(f"action statistics of {self.dataset!r} have {self.action.dim} dims, need {ACTION_DIM}")
+        if self.target is not None and self.target.dim != TARGET_ACTION_DIM:
+            raise ValueError(f"target statistics of {self.dataset!r} have {self.target.dim} dims, need "
+                             f"{TARGET_ACTION_DIM}")
 
     def normalize_action(self, action):
         return self.action.normalize(action, skip=(GRIPPER_INDEX,))
 
     def denormalize_action(self, action: np.ndarray) -> np.ndarray:
         return self.action.denormalize(action, skip=(GRIPPER_INDEX,))
+
+    def denormalize_target(self, target: np.ndarray) -> np.ndarray:
+        if self.target is None:
+            raise ValueError(f"the statistics of {self.dataset!r} have no target actions")
+        return self.target.denormalize(target, skip=(TARGET_GRIPPER_INDEX,))
 
     def to_json(self) -> dict:
         return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
@@ -97,6 +113,7 @@ class DatasetStatistics:
         try:
             fields["action"] = Statistics(**fields["action"])
             fields["state"] = Statistics(**fields["state"]) if fields.get("state") else None
+            fields["target"] = Statistics(**fields["target"]) if fields.get("target") else None
             return cls(**fields)
         except (KeyError, TypeError) as error:
             raise ValueError(f"malformed statistics: {error}") from error

@@ -4,6 +4,8 @@
         --out benchmarks/results/vla_learning.json
     .venv/bin/python benchmarks/policy_learning.py --policy diffusion --work outputs/diffusion_learning \
         --out benchmarks/results/diffusion_learning.json
+    .venv/bin/python benchmarks/policy_learning.py --policy diffusion --colour-permutations 3 \
+        --work outputs/dp_target --action-space target          (extra arguments go to training)
 
 Three phases, each the user-facing command (so the benchmark measures what a user runs):
 1. `agent-stack collect --task <families> --episodes 200` — scripted-expert demonstrations;
@@ -29,6 +31,9 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+import agent_stack.data  # noqa: F401  (loads TensorFlow isolated: see agent_stack/native_libraries.py)
+from agent_stack.data.tabletop import TABLETOP_VERSION
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -77,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default=None, help="task families (default: the policy's bar)")
     parser.add_argument("--image-size", type=int, default=None, help="collect at this size (default 128)")
     parser.add_argument("--demos", type=int, default=200, help="demonstrations per task family")
+    parser.add_argument("--colour-permutations", type=int, default=0,
+                        help="colour-renamed copies of each demonstration (`collect --colour-permutations`)")
     parser.add_argument("--eval-episodes", type=int, default=50, help="held-out episodes per task family")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None,
@@ -93,14 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     run = work / "run"
     evaluation = work / "eval"
     timings = {"collect_s": agent_stack("collect", "--task", tasks, "--episodes", str(args.demos),
-                                        *image_size, "--out", str(data_root), "--workers", str(args.workers))}
+                                        "--colour-permutations", str(args.colour_permutations), *image_size,
+                                        "--out", str(data_root), "--workers", str(args.workers))}
     resume = ["--resume"] if (run / "run_config.json").is_file() else ["--data", str(dataset), *bar.flags,
                                                                          *train_overrides]
     timings["train_s"] = agent_stack(*bar.train, "--out", str(run), "--no-progress", *resume)
     timings["eval_s"] = agent_stack(*bar.evaluate, "--checkpoint", str(run), "--tasks", tasks,
                                     "--episodes", str(args.eval_episodes), "--out", str(evaluation))
     summary = json.loads((evaluation / "summary.json").read_text())
-    collected = json.loads((dataset / "collect_summary.json").read_text())
+    collected = json.loads((dataset / TABLETOP_VERSION / "collect_summary.json").read_text())
     run_config = json.loads((run / "run_config.json").read_text())
     families = summary["families"]
 
@@ -117,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "benchmark": f"{args.policy}_learning", "goal_success_rate": bar.goal,
-        "data": {"episodes": sum(s["episodes"] for s in collected["shards"].values()),
+        "data": {"colour_permutations": args.colour_permutations,
+                 "episodes": sum(s["episodes"] for s in collected["shards"].values()),
                  "steps": sum(s["steps"] for s in collected["shards"].values()),
                  "bytes": directory_bytes(dataset)},
         "train": run_config, "timings_s": timings, "evaluation": summary,

@@ -3,9 +3,9 @@
     agent-stack collect --task pick_up --episodes 100 --out ~/tensorflow_datasets
     agent-stack collect --task all --episodes 50 --out data/ --workers 2
 
-writes the TFDS builder directory OUT/agent_stack_tabletop/1.1.0/ in the Open-X schema of
-`agent_stack.data.tabletop` (front and wrist JPEG images, 14-D state, 7-D end-effector delta action,
-language instruction, per-episode seed / family / task / success / recolouring).
+writes the TFDS builder directory OUT/agent_stack_tabletop/1.2.0/ in the Open-X schema of
+`agent_stack.data.tabletop` (front and wrist JPEG images, 14-D state, 7-D end-effector delta action and
+the target pose it set, language instruction, per-episode seed / family / task / success / recolouring).
 `open_rlds("OUT/agent_stack_tabletop")` reads it through the same standardisation path as an Open-X
 download.
 
@@ -200,10 +200,12 @@ def record_episode(env, family: str, seed: int, colour_permutations: int = 0) ->
                                      env.ee_target_pose()).astype(np.float32)
         images = [_camera_images(env, observation, renaming) for renaming in renamings]
         next_observation, reward, success, truncated, _ = env.step(action)
+        target_pose = np.concatenate(env.ee_target_pose()).astype(np.float32)
         for (_, text, steps), step_images in zip(shown, images):
             steps.append({
                 "observation": {**step_images, "state": observation["state"]},
-                "action": action, "language_instruction": text, "reward": reward, "discount": 1.0,
+                "action": action, "target_pose": target_pose, "language_instruction": text,
+                "reward": reward, "discount": 1.0,
                 "is_first": not steps, "is_last": success or truncated, "is_terminal": success,
             })
         observation = next_observation

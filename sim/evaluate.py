@@ -119,10 +119,11 @@ class EpisodeResult:
 
 
 def policy_observation(observation: dict) -> dict[str, np.ndarray]:
-    """The env observation under the dataset keys the policies were trained on (the rendered cameras)."""
+    """The env observation under the dataset keys the policies were trained on (the rendered cameras), and
+    the env's end-effector target (which a policy predicting absolute targets turns into deltas against)."""
     cameras = {key: observation[camera] for camera, key in CAMERA_TO_DATASET_KEY.items()
                if camera in observation}
-    return {**cameras, "state": observation["state"]}
+    return {**cameras, "state": observation["state"], "ee_target": observation["ee_target"]}
 
 
 def video_frame(observation: dict) -> np.ndarray:

@@ -12,6 +12,8 @@ command. Integrating on the command keeps the IK free of servo lag and contact n
 where the target is, not short of it.
 
 Observation "state" vector (14,): ee_pos (3), ee_quat w x y z (4), gripper opening (1), arm joint_pos (6).
+Observation "ee_target" (7,): the end-effector target (position, quaternion w x y z) the next ee_delta
+action moves; a policy that predicts absolute targets turns them into deltas against it.
 `sim_time` never goes back, not even at reset, so a ROS clock published from it stays monotonic.
 """
 
@@ -342,6 +344,7 @@ class TabletopEnv:
         obs = {"joint_pos": self.joint_positions()[:6], "joint_vel": self.joint_velocities()[:6],
                "gripper": np.array([self.gripper_opening()]), "ee_pos": pos, "ee_quat": quat}
         obs["state"] = np.concatenate([obs[key] for key in STATE_KEYS]).astype(np.float32)
+        obs["ee_target"] = np.concatenate(self._target_pose)  # the pose the next ee_delta action moves
         if self.config.render:
             for camera in self.config.cameras:
                 obs[camera] = self.render(camera)

@@ -211,6 +211,48 @@ def orientation_error(quat: np.ndarray, target_quat: np.ndarray) -> np.ndarray:
     return quat_to_rotvec(quat_multiply(target_quat, quat_conjugate(normalize_quat(quat))))
 
 
+def quat_to_rot6d(quat: np.ndarray) -> np.ndarray:
+    """The first two columns of the rotation matrix (6,): Zhou et al.'s continuous rotation representation
+    (a quaternion jumps between q and -q, Euler angles wrap; these do neither)."""
+    w, x, y, z = normalize_quat(quat)
+    return np.array([1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y),
+                     2 * (x * y - w * z), 1 - 2 * (x * x + z * z), 2 * (y * z + w * x)])
+
+
+def rot6d_to_quat(rot6d: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w x y z, w >= 0) of a 6-D rotation. Gram-Schmidt makes the two columns orthonormal
+    first, so a predicted 6-D vector that is only close to a rotation still gives one."""
+    rot6d = _finite_vector(rot6d, 6, "6-D rotation")
+    first = rot6d[:3] / _nonzero_norm(rot6d[:3])
+    second = rot6d[3:] - first @ rot6d[3:] * first
+    second = second / _nonzero_norm(second)
+    m = np.stack([first, second, np.cross(first, second)], axis=1)
+    # Shepperd's method: divide by the largest of the four candidate terms, for precision.
+    candidates = [m[0, 0] + m[1, 1] + m[2, 2], m[0, 0], m[1, 1], m[2, 2]]
+    largest = int(np.argmax(candidates))
+    if largest == 0:
+        s = 2.0 * np.sqrt(1.0 + candidates[0])
+        quat = [s / 4, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+    elif largest == 1:
+        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        quat = [(m[2, 1] - m[1, 2]) / s, s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
+    elif largest == 2:
+        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        quat = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s]
+    else:
+        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        quat = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4]
+    quat = normalize_quat(np.array(quat))
+    return -quat if quat[0] < 0 else quat
+
+
+def _nonzero_norm(vector: np.ndarray) -> float:
+    norm = float(np.linalg.norm(vector))
+    if norm < 1e-9:
+        raise ValueError("6-D rotation has a zero or degenerate column")
+    return norm
+
+
 def _clip_norm(vector: np.ndarray, max_norm: float) -> np.ndarray:
     norm = np.linalg.norm(vector)
     return vector if norm <= max_norm else vector * (max_norm / norm)

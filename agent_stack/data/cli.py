@@ -14,6 +14,8 @@ import sys
 import numpy as np
 
 ACTION_LABELS = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+TARGET_LABELS = ("x", "y", "z", "r11", "r21", "r31", "r12", "r22", "r32", "gripper")
+"""A target action: position, the first two columns of the rotation matrix, gripper."""
 
 
 def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +34,8 @@ def _print_statistics(statistics) -> None:
     parts = [("action", statistics.action, ACTION_LABELS)]
     if statistics.state is not None:
         parts.append(("state", statistics.state, [f"s{i}" for i in range(statistics.state.dim)]))
+    if statistics.target is not None:
+        parts.append(("target action", statistics.target, TARGET_LABELS))
     for name, stats, labels in parts:
         table = Table(title=name)
         for column in ("dim", "mean", "std", "min", "max", "p01", "p99"):

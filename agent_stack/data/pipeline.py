@@ -9,7 +9,8 @@ H costs a copy, not H decodes. One sample per step t of every episode:
   before the episode start (those repeat the first frame);
 * `observation/has_wrist_image`, `observation/has_state`: bool, False where the dataset lacks them
   (their values are then zeros), so datasets with and without a wrist camera mix;
-* `action`: float32 (K, 7), steps t .. t+K-1, normalised (gripper unnormalised);
+* `action`: float32 (K, 7), steps t .. t+K-1, normalised (gripper unnormalised); with
+  `action_space="target"` the same steps' target actions instead, float32 (K, 10) (`Standardized.target`);
   `action_pad_mask`: bool (K,), False past the episode end (those repeat the last action);
 * `terminate`: bool (K,), true at and after the episode's last step;
 * `instruction`: tf.string; `dataset_index`: int32 position of the dataset in the mixture.
@@ -24,7 +25,9 @@ import tensorflow_datasets as tfds
 
 from agent_stack.data.rlds import RLDSSource, open_rlds
 from agent_stack.data.statistics import load_or_compute_statistics
-from agent_stack.normalization import GRIPPER_INDEX, DatasetStatistics, Statistics
+from agent_stack.normalization import GRIPPER_INDEX, TARGET_GRIPPER_INDEX, DatasetStatistics, Statistics
+
+ACTION_SPACES = ("delta", "target")
 
 
 @dataclasses.dataclass
@@ -45,6 +48,9 @@ class DataConfig:
     """Observation frames per sample (H)."""
     action_chunk: int = 1
     """Future actions per sample (K)."""
+    action_space: str = "delta"
+    """'delta': the actions as the datasets standardise them (end-effector deltas, DESIGN.md); 'target':
+    their absolute form, the end-effector target pose each commands (only datasets that record it)."""
     wrist_image: bool = True
     """Yield the wrist camera (zeros and has_wrist_image=False for datasets without one)."""
     state_dim: int | None = None
@@ -70,6 +76,9 @@ class DataConfig:
                 raise ValueError(f"DataConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.shuffle_buffer < 0:
             raise ValueError(f"DataConfig.shuffle_buffer must be >= 0, got {self.shuffle_buffer}")
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"DataConfig.action_space must be one of {ACTION_SPACES}, "
+                             f"got {self.action_space!r}")
 
     @property
     def normalized_weights(self) -> list[float]:
@@ -111,6 +120,12 @@ class Mixture:
         if missing:
             raise ValueError(f"no normalisation statistics for datasets {missing}")
         self.statistics = statistics
+        if config.action_space == "target":
+            untargeted = [s.name for s in self.sources if statistics[s.name].target is None]
+            if untargeted:
+                raise ValueError(f"action_space 'target' needs datasets that record the end-effector target "
+                                 f"of each action; {untargeted} do not (tabletop data records it from "
+                                 "version 1.2.0 on: collect it again)")
         self.state_dim = self._state_dim()
 
     def _state_dim(self) -> int:
@@ -184,10 +199,13 @@ class Mixture:
                 state = tf.zeros([length, state_dim], tf.float32)
             observation["state"] = tf.gather(state, frame_index)
             last = tf.logical_or(trajectory["is_last"], steps == length - 1)
+            if config.action_space == "target":
+                actions = normalize(trajectory["target"], statistics.target, skip=(TARGET_GRIPPER_INDEX,))
+            else:
+                actions = normalize(trajectory["action"], statistics.action, skip=(GRIPPER_INDEX,))
             return {
                 "observation": observation,
-                "action": tf.gather(normalize(trajectory["action"], statistics.action, skip=(GRIPPER_INDEX,)),
-                                    future_index),
+                "action": tf.gather(actions, future_index),
                 "action_pad_mask": futures < length,
                 "terminate": tf.logical_or(tf.gather(last, future_index), futures >= length),
                 "instruction": trajectory["instruction"],

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from agent_stack.data.standardize import DatasetEntry, Steps, dataset_entry
-from agent_stack.normalization import ACTION_DIM
+from agent_stack.normalization import ACTION_DIM, TARGET_ACTION_DIM
 
 DEFAULT_DATA_DIR = "~/tensorflow_datasets"
 INFO_FILE = "dataset_info.json"
@@ -108,6 +108,11 @@ class RLDSSource:
             out[flag] = tf.cast(steps[flag], tf.bool)
         if standard.state is not None:
             out["state"] = tf.cast(tf.reshape(standard.state, [tf.shape(standard.action)[0], -1]), tf.float32)
+        if standard.target is not None:
+            if standard.target.shape.rank != 2 or standard.target.shape[-1] != TARGET_ACTION_DIM:
+                raise ValueError(f"dataset {self.name!r}: standardised target must be "
+                                 f"(T, {TARGET_ACTION_DIM}), got {standard.target.shape}")
+            out["target"] = tf.cast(standard.target, tf.float32)
         cameras = {"image": standard.image, "wrist_image": standard.wrist_image}
         for key, images in cameras.items():
             if images is None:

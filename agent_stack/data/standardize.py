@@ -9,7 +9,9 @@ leading time axis) to `Standardized`:
 * `action` — float32 (T, 7): end-effector delta in the robot base frame, x y z (m) and roll pitch yaw
   (rad), then the gripper as an absolute opening, 1 = open, 0 = closed (the EEF_POS convention of the
   Open-X standardisation, see DESIGN.md);
-* `state` — float32 (T, D) proprioception, or None when the dataset records none usable.
+* `state` — float32 (T, D) proprioception, or None when the dataset records none usable;
+* `target` — float32 (T, 10): the same actions in absolute form, the end-effector target pose each one
+  commands (x y z, 6-D rotation, gripper: `target_action`), or None when the dataset does not record it.
 
 Adding a dataset touches one place: a decorated function, e.g.
 
@@ -36,8 +38,6 @@ from collections.abc import Callable, Mapping
 
 import tensorflow as tf
 
-from agent_stack.normalization import ACTION_DIM
-
 
 class MissingKeyError(KeyError):
     """A standardisation function asked for a key the dataset does not have."""
@@ -57,6 +57,7 @@ class Standardized:
     instruction: tf.Tensor
     action: tf.Tensor
     state: tf.Tensor | None
+    target: tf.Tensor | None = None
 
 
 class Steps:
@@ -184,3 +185,14 @@ def gripper_open_from_relative(x: tf.Tensor) -> tf.Tensor:
     last = tf.gather(tf.concat([commands, [first]], 0), tf.maximum(count - 1, 0))
     held = tf.where(count > 0, last, -first)
     return tf.reshape((1.0 - held) / 2.0, [-1, 1])
+
+
+def target_action(pose: tf.Tensor, gripper: tf.Tensor) -> tf.Tensor:
+    """(T, 7) target poses (x y z, quaternion w x y z) and (T, 1) openings -> (T, 10) target actions: the
+    position, the first two columns of the rotation matrix, the gripper (as `osc.quat_to_rot6d`)."""
+    pose = as_float(pose)
+    quat = pose[:, 3:] / tf.norm(pose[:, 3:], axis=-1, keepdims=True)
+    w, x, y, z = tf.unstack(quat, axis=-1)
+    rot6d = tf.stack([1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y),
+                      2 * (x * y - w * z), 1 - 2 * (x * x + z * z), 2 * (y * z + w * x)], axis=-1)
+    return tf.concat([pose[:, :3], rot6d, gripper_open(gripper)], axis=-1)

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from agent_stack.data.rlds import RLDSSource, iterate_numpy
-from agent_stack.normalization import ACTION_DIM, DatasetStatistics, Statistics
+from agent_stack.normalization import ACTION_DIM, TARGET_ACTION_DIM, DatasetStatistics, Statistics
 
 RESERVOIR_SIZE = 1_000_000
 CACHE_DIR = Path("~/.cache/agent_stack/statistics")
@@ -74,10 +74,11 @@ def fingerprint(source: RLDSSource, split: str) -> str:
 
 
 def compute_statistics(source: RLDSSource, split: str = "train") -> DatasetStatistics:
-    """One pass over the standardised actions and states of `split` (images are not decoded)."""
+    """One pass over the standardised actions, states and target actions of `split` (images are not
+    decoded)."""
     trajectories = source.trajectories(split, decode_images=False).map(
-        lambda t: {k: t[k] for k in ("action", "state") if k in t})
-    action = state = None
+        lambda t: {k: t[k] for k in ("action", "state", "target") if k in t})
+    action = state = target = None
     episodes = 0
     for trajectory in iterate_numpy(trajectories.prefetch(tf.data.AUTOTUNE), [source]):
         action = action or _RunningStatistics(ACTION_DIM)
@@ -85,12 +86,16 @@ def compute_statistics(source: RLDSSource, split: str = "train") -> DatasetStati
         if "state" in trajectory:
             state = state or _RunningStatistics(trajectory["state"].shape[-1], seed=1)
             state.update(trajectory["state"])
+        if "target" in trajectory:
+            target = target or _RunningStatistics(TARGET_ACTION_DIM, seed=2)
+            target.update(trajectory["target"])
         episodes += 1
     if action is None:
         raise ValueError(f"dataset {source.name!r} split {split!r} has no episodes")
     return DatasetStatistics(dataset=source.name, split=split, fingerprint=fingerprint(source, split),
                              num_episodes=episodes, num_steps=action.count, action=action.result(),
-                             state=state.result() if state else None)
+                             state=state.result() if state else None,
+                             target=target.result() if target else None)
 
 
 def statistics_path(source: RLDSSource, split: str) -> Path:

@@ -12,10 +12,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from agent_stack.data.standardize import Standardized, Steps, gripper_open, register_dataset
+from agent_stack.data.standardize import Standardized, Steps, gripper_open, register_dataset, target_action
 
 TABLETOP_DATASET = "agent_stack_tabletop"
-TABLETOP_VERSION = "1.1.0"
+TABLETOP_VERSION = "1.2.0"
 """Version directory of the TFDS builder; bump it when the schema or the step convention changes."""
 TABLETOP_CONTROL_HZ = 10
 """Policy rate of the tabletop env (TabletopConfig.policy_hz): one RLDS step per 0.1 s of sim time."""
@@ -24,6 +24,9 @@ ACTION_DOC = ("End-effector delta in the robot base frame (x forward, y left, z 
               "the previous target orientation, each within +-0.25), then the gripper as an absolute "
               "opening, 1 = open, 0 = closed. The delta moves the controller's previous end-effector target, "
               "not the measured pose.")
+TARGET_POSE_DOC = ("The end-effector target the step's action set (the previous target moved by the delta, "
+                   "as the env integrates it): position (3, metres, base frame) and orientation quaternion "
+                   "w x y z (4). With the action's gripper, the action in absolute form.")
 STATE_DOC = ("Proprioception at the step: TCP position (3, metres, base frame), TCP orientation quaternion "
              "w x y z (4), gripper opening (1, 0 closed … 1 open), arm joint positions (6, radians).")
 
@@ -43,6 +46,7 @@ def tabletop_features(image_size: int = 128, state_dim: int = 14) -> tfds.featur
                 "state": F.Tensor(shape=(state_dim,), dtype=np.float32, doc=STATE_DOC),
             }),
             "action": F.Tensor(shape=(7,), dtype=np.float32, doc=ACTION_DOC),
+            "target_pose": F.Tensor(shape=(7,), dtype=np.float32, doc=TARGET_POSE_DOC),
             "language_instruction": F.Text(doc="The task in words; one phrasing for the whole episode."),
             "reward": F.Scalar(dtype=np.float32,
                                doc="1.0 on the step whose action completes the task, else 0."),
@@ -77,4 +81,6 @@ def agent_stack_tabletop(steps: Steps) -> Standardized:
         instruction=steps["language_instruction"],
         action=tf.concat([action[:, :6], gripper_open(action[:, 6:])], axis=-1),
         state=steps["observation/state"],
+        # Recorded from version 1.2.0 on.
+        target=target_action(steps["target_pose"], action[:, 6:]) if "target_pose" in steps else None,
     )

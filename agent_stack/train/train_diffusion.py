@@ -3,6 +3,7 @@
     agent-stack train control --algo diffusion --data outputs/collect/agent_stack_tabletop --out runs/dp
     agent-stack train control --algo diffusion --data ... --out runs/dp --paper-size --device cuda
     agent-stack train control --algo diffusion --data ... --out runs/dp_ctrl --goal ee_target --cameras ""
+    agent-stack train control --algo diffusion --data ... --out runs/dp --action-space target
     torchrun --nproc_per_node 2 -m agent_stack.train.train_diffusion --data ... --out runs/dp      (DDP)
     agent-stack train control --algo diffusion --out runs/dp --resume                              (continue)
 
@@ -18,7 +19,7 @@ import argparse
 import sys
 
 import agent_stack.data  # noqa: F401  (loads TensorFlow isolated: see agent_stack/native_libraries.py)
-from agent_stack.control.diffusion.configuration_diffusion import GOALS, DiffusionConfig
+from agent_stack.control.diffusion.configuration_diffusion import ACTION_SPACES, GOALS, DiffusionConfig
 from agent_stack.control.diffusion.modeling_diffusion import DiffusionModel
 from agent_stack.control.diffusion.policy import save_pretrained
 from agent_stack.data.pipeline import DataConfig, Mixture
@@ -51,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--goal", choices=GOALS,
                         help="condition on the instruction (default: the standalone visuomotor policy), on an "
                         "end-effector target position (the stack's controller), or on nothing")
+    parser.add_argument("--action-space", choices=tuple(ACTION_SPACES),
+                        help="denoise end-effector deltas (default, the dataset actions) or the absolute "
+                        "end-effector targets they command (Chi et al.'s position control; needs data that "
+                        "records them: tabletop 1.2.0 or later)")
     parser.add_argument("--paper-size", action="store_true",
                         help="Chi et al.'s network sizes (ResNet-18 at full width, U-Net 256-512-1024)")
     for name, kind in MODEL_FLAGS.items():
@@ -73,6 +78,8 @@ def model_config_from_args(args: argparse.Namespace, state_dim: int) -> Diffusio
                                  f"{kind.__name__} values") from None
     if args.goal is not None:
         fields.update(goal=args.goal, goal_dim=DiffusionConfig.goal_dim_of(args.goal))
+    if args.action_space is not None:
+        fields.update(action_space=args.action_space, action_dim=ACTION_SPACES[args.action_space])
     fields["state_dim"] = state_dim
     return DiffusionConfig.paper(**fields) if args.paper_size else DiffusionConfig.from_dict(fields)
 
@@ -84,6 +91,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, DiffusionC
     model = model_config_from_args(args, state_dim=Mixture(probe).state_dim)
     data = DataConfig(datasets=names, weights=weights, data_dir=args.data_dir, split=args.split,
                       image_size=model.image_size, history=model.obs_horizon, action_chunk=model.pred_horizon,
+                      action_space=model.action_space,
                       wrist_image="wrist_image" in model.cameras, augment=False,
                       shuffle_buffer=args.shuffle_buffer, seed=seed)
     return train_config_from_args(args, TRAIN_DEFAULTS), model, data

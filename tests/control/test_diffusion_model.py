@@ -5,6 +5,8 @@ trip and input checks."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from agent_stack.control.diffusion.modeling_diffusion import (
     from_model_actions,
     to_model_actions,
 )
+from agent_stack.control.osc import apply_ee_delta, orientation_error
 from agent_stack.normalization import DatasetStatistics, Statistics
 
 TINY = dict(image_size=32, crop_size=28, vision_widths=(16, 16, 16, 16), spatial_keypoints=4,
@@ -50,6 +53,9 @@ def statistics(dim: int = 14) -> DatasetStatistics:
     ({"vision_widths": (8, 16, 32, 64)}, "vision_widths"),
     ({"cameras": (), "state_dim": 0}, "observes nothing"),
     ({"num_inference_steps": 200}, "num_inference_steps"),
+    ({"action_space": "joint"}, "action_space"),
+    ({"action_space": "target"}, "action_dim 10"),
+    ({"action_space": "target", "action_dim": 10, "goal": "ee_target", "goal_dim": 3}, "needs action_space"),
 ])
 def test_config_refuses_bad_values_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
@@ -170,6 +176,41 @@ def test_policy_round_trip_receding_horizon_and_bad_input(tmp_path):
     (tmp_path / "metadata.json").write_text('{"policy": "vla"}')
     with pytest.raises(ValueError, match="not a diffusion policy"):
         DiffusionPolicy.from_pretrained(tmp_path)
+
+
+def test_target_policy_predicts_poses_and_acts_with_deltas_onto_them(tmp_path):
+    config = DiffusionConfig(**{**TINY, "cameras": (), "action_space": "target", "action_dim": 10})
+    with pytest.raises(ValueError, match="no target statistics"):
+        DiffusionPolicy(DiffusionModel(config), statistics())
+    target = Statistics(mean=[0.0] * 10, std=[1.0] * 10, min=[-1.0] * 10, max=[1.0] * 10,
+                        p01=[0.3, -0.2, 0.05] + [-1.0] * 7, p99=[0.6, 0.2, 0.3] + [1.0] * 7)
+    with_targets = dataclasses.replace(statistics(), target=target)
+    DiffusionPolicy(DiffusionModel(config), with_targets).save_pretrained(tmp_path)
+    policy = DiffusionPolicy.from_pretrained(tmp_path)
+    assert policy.statistics.target == target
+
+    state = np.random.default_rng(0).normal(size=14).astype(np.float32) * 0.01
+    policy.observe({"state": state})
+    poses = policy.predict(policy.snapshot())
+    assert poses.shape == (config.pred_horizon, 8)
+    assert np.all((poses[:, :3] >= [0.3, -0.2, 0.05]) & (poses[:, :3] <= [0.6, 0.2, 0.3]))
+    np.testing.assert_allclose(np.linalg.norm(poses[:, 3:7], axis=1), 1.0, atol=1e-6)
+    assert np.all((poses[:, 7] >= 0) & (poses[:, 7] <= 1))
+
+    policy.reset()
+    policy.generator.manual_seed(5)
+    reference = np.array([0.4, 0.0, 0.2, 0.0, 1.0, 0.0, 0.0])  # top-down, as the tabletop hand starts
+    action = policy.act({"state": state, "ee_target": reference})
+    policy.reset()
+    policy.generator.manual_seed(5)
+    policy.observe({"state": state})
+    first = policy.predict(policy.snapshot())[0]
+    moved = apply_ee_delta(reference[:3], reference[3:], action, 1.0, np.pi, [-1.0] * 3, [1.0] * 3)
+    np.testing.assert_allclose(moved[0], first[:3], atol=1e-5)
+    assert np.linalg.norm(orientation_error(moved[1], first[3:7])) < 1e-5
+    assert action.shape == (7,) and action[6] == first[7]
+    with pytest.raises(ValueError, match="ee_target"):
+        policy.act({"state": state})
 
 
 def test_language_policy_needs_an_instruction():

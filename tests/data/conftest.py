@@ -9,7 +9,7 @@ import agent_stack.data  # noqa: F401  (before TensorFlow, see agent_stack/data/
 import tensorflow_datasets as tfds
 
 from agent_stack.data.rlds_writer import RLDSWriter
-from agent_stack.data.standardize import Standardized, Steps, register_dataset
+from agent_stack.data.standardize import Standardized, Steps, register_dataset, target_action
 
 WITH_WRIST = "agent_stack_test_with_wrist"
 WITHOUT_WRIST = "agent_stack_test_without_wrist"
@@ -20,10 +20,11 @@ IMAGE_SIZE = 16
 def _with_wrist(steps: Steps) -> Standardized:
     return Standardized(image=steps["observation/image"], wrist_image=steps["observation/wrist_image"],
                         instruction=steps["language_instruction"], action=steps["action"],
-                        state=steps["observation/state"])
+                        state=steps["observation/state"],
+                        target=target_action(steps["target_pose"], steps["action"][:, 6:]))
 
 
-@register_dataset(WITHOUT_WRIST)
+@register_dataset(WITHOUT_WRIST)  # records target poses but, like most Open-X datasets, yields no targets
 def _without_wrist(steps: Steps) -> Standardized:
     return Standardized(image=steps["observation/image"], wrist_image=None,
                         instruction=steps["language_instruction"], action=steps["action"],
@@ -40,6 +41,7 @@ def features(wrist: bool, state_dim: int) -> tfds.features.FeaturesDict:
         "steps": F.Dataset({
             "observation": F.FeaturesDict(observation),
             "action": F.Tensor(shape=(7,), dtype=np.float32),
+            "target_pose": F.Tensor(shape=(7,), dtype=np.float32),
             "language_instruction": F.Text(),
             "reward": F.Scalar(dtype=np.float32),
             "discount": F.Scalar(dtype=np.float32),
@@ -53,7 +55,8 @@ def features(wrist: bool, state_dim: int) -> tfds.features.FeaturesDict:
 
 def episode(index: int, length: int, wrist: bool, state_dim: int) -> dict:
     """Frame t of episode e: red = t, green = e, blue = 7 (wrist: 9); action = t in every dim but the
-    gripper (t % 2); state = e + t; instruction 'episode e'. Tests read identities back from these."""
+    gripper (t % 2); target pose at (t, e, 0) turned t / 10 rad about z (`target_pose`); state = e + t;
+    instruction 'episode e'. Tests read identities back from these."""
     steps = []
     for t in range(length):
         frame = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
@@ -63,10 +66,15 @@ def episode(index: int, length: int, wrist: bool, state_dim: int) -> dict:
             observation["wrist_image"] = frame + np.array([0, 0, 2], np.uint8)
         steps.append({"observation": observation,
                       "action": np.array([t] * 6 + [t % 2], np.float32),
+                      "target_pose": target_pose(index, t),
                       "language_instruction": f"episode {index}",
                       "reward": float(t == length - 1), "discount": 1.0,
                       "is_first": t == 0, "is_last": t == length - 1, "is_terminal": t == length - 1})
     return {"steps": steps, "episode_metadata": {"episode": index}}
+
+
+def target_pose(index: int, t: int) -> np.ndarray:
+    return np.array([t, index, 0.0, np.cos(t / 20), 0.0, 0.0, np.sin(t / 20)], np.float32)
 
 
 def write_dataset(root, lengths: list[int], *, wrist: bool = True, state_dim: int = 3, num_shards: int = 2):

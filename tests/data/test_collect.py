@@ -20,6 +20,8 @@ import agent_stack.data  # noqa: F401  (before TensorFlow, see agent_stack/data/
 import tensorflow_datasets as tfds
 
 from agent_stack.data.rlds import iterate_numpy, open_rlds
+from agent_stack.control.diffusion.policy import target_to_delta
+from agent_stack.control.osc import quat_to_rot6d
 from agent_stack.data.tabletop import TABLETOP_DATASET, TABLETOP_VERSION
 from sim.tabletop_env import TabletopConfig, TabletopEnv
 from sim.tasks import recolour_instruction, task_from_instruction
@@ -66,11 +68,12 @@ def test_builder_holds_successful_episodes_in_the_open_x_schema(builder_dir):
     split = builder.info.splits["train"]
     assert (split.num_examples, split.num_shards) == (EPISODES, EPISODES)
     steps = builder.info.features["steps"]
-    assert set(steps.keys()) == {"observation", "action", "language_instruction", "reward", "discount",
-                                 "is_first", "is_last", "is_terminal"}
+    assert set(steps.keys()) == {"observation", "action", "target_pose", "language_instruction", "reward",
+                                 "discount", "is_first", "is_last", "is_terminal"}
     assert set(steps["observation"].keys()) == {"image", "wrist_image", "state"}
     assert steps["observation"]["image"].shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
-    assert steps["action"].shape == (7,) and steps["observation"]["state"].shape == (14,)
+    assert steps["action"].shape == steps["target_pose"].shape == (7,)
+    assert steps["observation"]["state"].shape == (14,)
 
     episodes = raw_episodes(builder_dir)
     assert len({e["episode_metadata"]["seed"] for e in episodes}) == EPISODES
@@ -98,6 +101,11 @@ def test_reads_back_through_open_rlds(builder_dir):
         np.testing.assert_array_equal(standard["image"], steps["observation"]["image"])
         np.testing.assert_array_equal(standard["wrist_image"], steps["observation"]["wrist_image"])
         assert standard["instruction"].tolist() == steps["language_instruction"].tolist()
+        # The target action: position, the 6-D rotation of the quaternion, the action's gripper opening.
+        poses = steps["target_pose"]
+        rotations = [quat_to_rot6d(quat) for quat in poses[:, 3:]]
+        expected = np.concatenate([poses[:, :3], rotations, steps["action"][:, 6:]], axis=1)
+        np.testing.assert_allclose(standard["target"], expected, atol=1e-5)
         assert standard["is_last"][-1] and standard["is_terminal"][-1]
 
 
@@ -109,12 +117,30 @@ def test_recorded_actions_replay_to_the_same_states_and_success(builder_dir):
         assert task.family == FAMILY and steps["language_instruction"][0].decode() in task.phrasings()
         observation, _ = env.reset(seed=int(metadata["seed"]), task=task)
         successes = []
-        for action, recorded_state in zip(steps["action"], steps["observation"]["state"]):
+        for action, recorded_state, target_pose in zip(steps["action"], steps["observation"]["state"],
+                                                       steps["target_pose"]):
             np.testing.assert_array_equal(observation["state"], recorded_state)
             observation, _, success, _, _ = env.step(action)
             successes.append(success)
+            np.testing.assert_allclose(np.concatenate(env.ee_target_pose()), target_pose, atol=1e-6)
         # Success exactly on the last recorded action, not before: the episode ends where the task is done.
         assert successes[-1] and not any(successes[:-1])
+
+
+def test_recorded_targets_drive_the_env_through_the_episode(builder_dir):
+    """What a policy of the 'target' action space does: each recorded target, turned into a delta against the
+    env's current target (`target_to_delta`), moves the env's target onto it, and the episode succeeds."""
+    env = TabletopEnv(TabletopConfig(render=False))
+    for episode in raw_episodes(builder_dir):
+        steps, metadata = episode["steps"], episode["episode_metadata"]
+        task = task_from_instruction(metadata["task"].decode())
+        observation, _ = env.reset(seed=int(metadata["seed"]), task=task)
+        for action, target_pose in zip(steps["action"], steps["target_pose"]):
+            delta = target_to_delta(np.append(target_pose, action[6]), observation["ee_target"])
+            np.testing.assert_allclose(delta, action, atol=1e-5)
+            observation, _, success, _, _ = env.step(delta)
+            np.testing.assert_allclose(observation["ee_target"], target_pose, atol=1e-5)
+        assert success
 
 
 def test_rerun_rewrites_only_the_missing_shard(builder_dir, tmp_path):

@@ -14,10 +14,12 @@ def test_stats_prints_caches_and_emits_json(dataset_dir, capsys):
     assert main(["stats", "--dataset", str(dataset_dir)]) == 0
     out = capsys.readouterr().out
     assert "6 episodes, 35 steps" in out and "gripper" in out and "cached in" in out
+    assert "target action" in out and "r11" in out
     assert (dataset_dir / "agent_stack_statistics_train.json").is_file()
     assert main(["stats", "--dataset", WITH_WRIST, "--data-dir", str(dataset_dir.parent.parent), "--json"]) == 0
     statistics = json.loads(capsys.readouterr().out)
     assert statistics["num_steps"] == 35 and statistics["action"]["max"][0] == 7.0
+    assert statistics["target"]["max"][:3] == [7.0, 5.0, 0.0]
 
 
 def test_show_writes_a_video_of_both_cameras(dataset_dir, tmp_path, capsys):

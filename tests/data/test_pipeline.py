@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from agent_stack.control.osc import quat_to_rot6d
 from agent_stack.data.pipeline import DataConfig, Mixture, parse_mixture
 from agent_stack.data.rlds import iterate_numpy
 from agent_stack.data.torch_dataset import RLDSWindowDataset, make_dataloader
-from tests.data.conftest import IMAGE_SIZE, write_dataset
+from agent_stack.normalization import TARGET_ACTION_DIM, TARGET_GRIPPER_INDEX
+from tests.data.conftest import IMAGE_SIZE, target_pose, write_dataset
 
 LENGTHS = [5, 7, 4, 6, 5, 8]
 
@@ -54,6 +56,22 @@ def test_windows_hold_history_chunk_masks_and_normalised_values(dataset_dir):
         assert sample["instruction"] == f"episode {episode}".encode()
         assert sample["observation"]["has_wrist_image"] and sample["observation"]["has_state"]
         assert np.all(np.abs(sample["observation"]["state"]) <= 1.0)
+
+
+def test_target_action_space_yields_normalised_absolute_targets(dataset_dir, tmp_path):
+    mixture = Mixture(_config(dataset_dir, action_space="target"))
+    statistics = mixture.statistics["agent_stack_test_with_wrist"]
+    assert statistics.target.dim == TARGET_ACTION_DIM
+    for sample in _samples(mixture):
+        episode, t = _identity(sample)
+        futures = np.minimum(np.arange(t, t + 4), LENGTHS[episode] - 1)  # past the end: hold the last target
+        raw = [[f, episode, 0.0, *quat_to_rot6d(target_pose(episode, f)[3:]), f % 2] for f in futures]
+        expected = statistics.target.normalize(np.array(raw, np.float32), skip=(TARGET_GRIPPER_INDEX,))
+        np.testing.assert_allclose(sample["action"], expected, atol=1e-5)
+
+    without_targets = write_dataset(tmp_path / "b", LENGTHS, wrist=False)
+    with pytest.raises(ValueError, match="record the end-effector target"):
+        Mixture(_config(dataset_dir, without_targets, action_space="target"))
 
 
 @pytest.mark.parametrize("num_shards", [2, 4])
@@ -141,3 +159,5 @@ def test_mixture_strings_and_config_validation():
         DataConfig(datasets=["a"], history=0)
     with pytest.raises(ValueError, match="weights"):
         DataConfig(datasets=["a", "b"], weights=[1.0])
+    with pytest.raises(ValueError, match="action_space"):
+        DataConfig(datasets=["a"], action_space="joint")

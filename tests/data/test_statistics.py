@@ -9,25 +9,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent_stack.control.osc import quat_to_rot6d
 from agent_stack.data.rlds import open_rlds
 from agent_stack.data.statistics import compute_statistics, load_or_compute_statistics, statistics_path
 from agent_stack.normalization import DatasetStatistics, Statistics
-from tests.data.conftest import write_dataset
+from tests.data.conftest import target_pose, write_dataset
 
 LENGTHS = [5, 7, 4, 6, 5, 8]
 
 
-def _actions_and_states():
+def _actions_states_and_targets():
     actions = np.concatenate([np.stack([[t] * 6 + [t % 2] for t in range(n)]) for n in LENGTHS]).astype(np.float64)
     states = np.concatenate([np.stack([[e + t] * 3 for t in range(n)]) for e, n in enumerate(LENGTHS)]).astype(float)
-    return actions, states
+    targets = np.array([[*target_pose(e, t)[:3], *quat_to_rot6d(target_pose(e, t)[3:]), t % 2]
+                        for e, n in enumerate(LENGTHS) for t in range(n)])
+    return actions, states, targets
 
 
 def test_statistics_match_numpy(dataset_dir):
     statistics = compute_statistics(open_rlds(str(dataset_dir)))
-    actions, states = _actions_and_states()
+    actions, states, targets = _actions_states_and_targets()
     assert statistics.num_episodes == 6 and statistics.num_steps == len(actions)
-    for stats, values in ((statistics.action, actions), (statistics.state, states)):
+    assert DatasetStatistics.from_json(json.loads(json.dumps(statistics.to_json()))) == statistics
+    for stats, values in ((statistics.action, actions), (statistics.state, states), (statistics.target, targets)):
         np.testing.assert_allclose(stats.mean, values.mean(0), atol=1e-9)
         np.testing.assert_allclose(stats.std, values.std(0), atol=1e-9)
         np.testing.assert_allclose(stats.min, values.min(0))

@@ -55,7 +55,9 @@ def test_reset_obs_home_pose_and_settled_blocks(env):
     assert info == {"instruction": "", "family": "", "success": False}
     shapes = {k: v.shape for k, v in obs.items()}
     assert shapes == {"joint_pos": (6,), "joint_vel": (6,), "gripper": (1,), "ee_pos": (3,), "ee_quat": (4,),
-                      "state": (14,)}
+                      "state": (14,), "ee_target": (7,)}
+    # The target starts on the hand; an ee_delta action moves it.
+    assert np.allclose(obs["ee_target"], np.concatenate([obs["ee_pos"], obs["ee_quat"]]), atol=1e-6)
     assert STATE_KEYS == ("ee_pos", "ee_quat", "gripper", "joint_pos")
     assert np.allclose(obs["state"][:3], obs["ee_pos"], atol=1e-6)
     assert np.linalg.norm(obs["ee_pos"] - HOME_TCP_POS) < 0.01

@@ -54,7 +54,7 @@ class HoldStillPolicy:
         pass
 
     def act(self, observation: dict) -> np.ndarray:
-        assert set(observation) == {"image", "wrist_image", "state"}
+        assert set(observation) == {"image", "wrist_image", "state", "ee_target"}
         return np.array([0, 0, 0, 0, 0, 0, 1], np.float32)
 
 

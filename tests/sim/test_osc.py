@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agent_stack.control.osc import (DifferentialIKConfig, DifferentialIKController, orientation_error,
-                                     quat_multiply, rotvec_to_quat)
+                                     quat_multiply, quat_to_rot6d, rot6d_to_quat, rotvec_to_quat)
 
 
 class PlanarArm:
@@ -116,3 +116,18 @@ def test_apply_ee_delta_clips_steps_and_workspace_and_turns_in_the_base_frame():
     np.testing.assert_allclose(pos, [0.75, 0.0, 0.0])  # kept inside the workspace box
     _, turned = apply_ee_delta(np.zeros(3) + 0.5, quat, np.array([0, 0, 0, 0, 0, 3.0]), 0.05, 0.25, low, high)
     np.testing.assert_allclose(turned, quat_multiply(rotvec_to_quat(np.array([0, 0, 0.25])), quat))
+
+
+def test_rot6d_round_trips_every_rotation_and_tolerates_a_predicted_one():
+    rng = np.random.default_rng(0)
+    quats = rng.normal(size=(500, 4))
+    quats[:4] = np.eye(4)  # the identity and the three half turns (a top-down gripper is one), where w = 0
+    for quat in quats / np.linalg.norm(quats, axis=1, keepdims=True):
+        back = rot6d_to_quat(quat_to_rot6d(quat))
+        np.testing.assert_allclose(back, quat if quat[0] >= 0 else -quat, atol=1e-9)
+    # A denoised 6-D vector is near a rotation, not on one: Gram-Schmidt gives the closest-in-direction one.
+    quat = np.array([0.2, 0.9, -0.3, 0.25]) / np.linalg.norm([0.2, 0.9, -0.3, 0.25])
+    noisy = quat_to_rot6d(quat) * 1.1 + rng.normal(scale=0.01, size=6)
+    assert np.linalg.norm(orientation_error(quat, rot6d_to_quat(noisy))) < 0.05
+    with pytest.raises(ValueError, match="degenerate"):
+        rot6d_to_quat([1.0, 0.0, 0.0, 2.0, 0.0, 0.0])

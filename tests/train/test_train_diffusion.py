@@ -48,6 +48,21 @@ def test_train_resume_and_evaluate(tiny_tabletop_dataset, tmp_path):
     assert len(list((evaluation / "videos").glob("*.mp4"))) == 1
 
 
+def test_target_action_space_trains_and_evaluates(tiny_tabletop_dataset, tmp_path):
+    out = tmp_path / "target"
+    assert train_control.main(["--algo", "diffusion", "--data", str(tiny_tabletop_dataset), "--out", str(out),
+                               "--steps", "2", "--save-every", "2", "--action-space", "target", "--cameras",
+                               "image", *TINY]) == 0
+    policy = DiffusionPolicy.from_pretrained(out)
+    assert policy.config.action_space == "target" and policy.config.action_dim == 10
+    assert policy.statistics.target is not None and policy.statistics.target.dim == 10
+    # The evaluation hands the policy the env's end-effector target, to turn its targets into deltas.
+    evaluation = tmp_path / "eval"
+    assert evaluate(["control", "--algo", "diffusion", "--checkpoint", str(out), "--tasks", "pick_up",
+                     "--episodes", "1", "--max-steps", "6", "--videos", "0", "--out", str(evaluation)]) == 0
+    assert json.loads((evaluation / "summary.json").read_text())["episodes"][0]["steps"] == 6
+
+
 def test_bad_invocations_fail_with_one_line(tiny_tabletop_dataset, tmp_path, capsys):
     """The configuration errors in-process (the command's exit code and stderr; a subprocess each would
     spend most of a minute importing); the missing checkpoint as a user meets it, with no traceback."""

@@ -6,7 +6,7 @@ import dataclasses
 
 from agent_stack.configs import JSONConfig
 from agent_stack.language import EMBEDDING_DIM
-from agent_stack.normalization import ACTION_DIM
+from agent_stack.normalization import ACTION_DIM, TARGET_ACTION_DIM
 
 GOALS = ("language", "ee_target", "none")
 """What conditions the policy besides the observation: an instruction embedding (the standalone
@@ -16,6 +16,11 @@ EE_TARGET_DIM = 3
 """An 'ee_target' goal is the chunk's mean normalised translation delta (x y z): hindsight-relabelled from
 the demonstration in training, computed from the target and the current end-effector position at run
 time (`DiffusionPolicy.set_target`)."""
+ACTION_SPACES = {"delta": ACTION_DIM, "target": TARGET_ACTION_DIM}
+"""What the denoised chunk holds, with its size: end-effector deltas (the dataset actions, DESIGN.md), or
+the absolute end-effector targets they command (position, 6-D rotation, gripper), Chi et al.'s position
+control. Targets do not accumulate error over a chunk and read straight off where things are in the image;
+the policy turns them back into deltas against the controller's current target (`DiffusionPolicy.act`)."""
 CAMERAS = ("image", "wrist_image")
 VISION_BACKBONES = ("resnet18_gn",)
 """Our ResNet-18 with GroupNorm; any other name is a timm model (its `forward_features` feature map)."""
@@ -33,7 +38,9 @@ class DiffusionConfig(JSONConfig):
     """Tp: actions predicted per denoising run (from the current step on)."""
     action_steps: int = 8
     """Ta: actions executed from each prediction before predicting again (receding horizon)."""
+    action_space: str = "delta"
     action_dim: int = ACTION_DIM
+    """ACTION_SPACES[action_space]."""
 
     # --- observation encoder (Sec. 3.2 / 4: ResNet-18, GroupNorm, spatial softmax) ---
     cameras: tuple[str, ...] = CAMERAS
@@ -99,6 +106,12 @@ class DiffusionConfig(JSONConfig):
         if len(self.vision_widths) != 4 or any(w < 16 or w % 16 for w in self.vision_widths):
             raise ValueError("DiffusionConfig.vision_widths must be 4 multiples of 16 (GroupNorm uses 16 "
                              f"channels a group), got {self.vision_widths}")
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"DiffusionConfig.action_space must be one of {tuple(ACTION_SPACES)}, "
+                             f"got {self.action_space!r}")
+        if self.action_dim != ACTION_SPACES[self.action_space]:
+            raise ValueError(f"DiffusionConfig.action_space {self.action_space!r} needs action_dim "
+                             f"{ACTION_SPACES[self.action_space]}, got {self.action_dim}")
         if self.goal not in GOALS:
             raise ValueError(f"DiffusionConfig.goal must be one of {GOALS}, got {self.goal!r}")
         if self.state_dim < 0 or self.goal_dim < 0:
@@ -107,6 +120,9 @@ class DiffusionConfig(JSONConfig):
         if self.goal_dim != expected_dim:
             raise ValueError(f"DiffusionConfig.goal {self.goal!r} needs goal_dim {expected_dim}, "
                              f"got {self.goal_dim}")
+        if self.goal == "ee_target" and self.action_space != "delta":
+            raise ValueError("DiffusionConfig.goal 'ee_target' is relabelled from the chunk's deltas: it "
+                             "needs action_space 'delta'")
         if self.goal == "ee_target" and self.state_dim < 3:
             raise ValueError("DiffusionConfig.goal 'ee_target' needs the state (its first 3 values are the "
                              "end-effector position)")

@@ -29,7 +29,6 @@ from agent_stack.control.diffusion.configuration_diffusion import (
     VISION_BACKBONES,
     DiffusionConfig,
 )
-from agent_stack.normalization import GRIPPER_INDEX
 
 # --- observation encoder ---------------------------------------------------------------------------------
 
@@ -299,7 +298,7 @@ class DiffusionModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, global_cond: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """DDIM from Gaussian noise to a chunk (B, Tp, 7) in model space ([-1, 1], Eq. 4)."""
+        """DDIM from Gaussian noise to a chunk (B, Tp, action_dim) in model space ([-1, 1], Eq. 4)."""
         shape = (global_cond.shape[0], self.config.pred_horizon, self.config.action_dim)
         chunk = torch.randn(shape, generator=generator, device=global_cond.device)
         scheduler = self.inference_scheduler
@@ -311,12 +310,11 @@ class DiffusionModel(nn.Module):
 
 
 def to_model_actions(actions: torch.Tensor) -> torch.Tensor:
-    """Pipeline actions (six normalised deltas, gripper opening 0..1) -> all seven in [-1, 1]."""
-    gripper = actions[..., GRIPPER_INDEX:GRIPPER_INDEX + 1] * 2.0 - 1.0
-    return torch.cat([actions[..., :GRIPPER_INDEX], gripper, actions[..., GRIPPER_INDEX + 1:]], dim=-1)
+    """Pipeline actions (normalised, then the gripper opening 0..1 last, in either action space) -> all in
+    [-1, 1]."""
+    return torch.cat([actions[..., :-1], actions[..., -1:] * 2.0 - 1.0], dim=-1)
 
 
 def from_model_actions(actions: torch.Tensor) -> torch.Tensor:
     """Inverse of `to_model_actions`, with the gripper clipped to 0..1."""
-    gripper = ((actions[..., GRIPPER_INDEX:GRIPPER_INDEX + 1] + 1.0) / 2.0).clamp(0.0, 1.0)
-    return torch.cat([actions[..., :GRIPPER_INDEX], gripper, actions[..., GRIPPER_INDEX + 1:]], dim=-1)
+    return torch.cat([actions[..., :-1], ((actions[..., -1:] + 1.0) / 2.0).clamp(0.0, 1.0)], dim=-1)

@@ -5,6 +5,10 @@ is empty, denoise a chunk of Tp actions from the current history and queue its f
 one observation at a time (the simulator's evaluation loop); a controller that must not wait on inference
 takes `snapshot()` of the history and runs `predict(snapshot)` on another thread while it executes the
 previous chunk (`agent_stack.control.diffusion.chunking`).
+
+A policy of the 'target' action space denoises absolute end-effector targets; `act` turns each into the
+delta that moves the controller's current target (`observation["ee_target"]`) onto it, so it drives the
+same ee_delta interface as every other policy.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from agent_stack.checkpoint import (
 )
 from agent_stack.control.diffusion.configuration_diffusion import EE_TARGET_DIM, DiffusionConfig
 from agent_stack.control.diffusion.modeling_diffusion import DiffusionModel, from_model_actions
+from agent_stack.control.osc import orientation_error, rot6d_to_quat
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics
 from agent_stack.observation import image_tensor, state_tensor
@@ -47,6 +52,8 @@ class DiffusionPolicy:
                  device: str | torch.device = "cpu", seed: int = 0) -> None:
         if model.config.state_dim and statistics.state is None:
             raise ValueError("the model takes a state input but the statistics have no state statistics")
+        if model.config.action_space == "target" and statistics.target is None:
+            raise ValueError("the model predicts target actions but the statistics have no target statistics")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config: DiffusionConfig = model.config
@@ -141,17 +148,42 @@ class DiffusionPolicy:
 
     @torch.inference_mode()
     def predict(self, snapshot: Snapshot) -> np.ndarray:
-        """(Tp, 7) denoised chunk in robot units: deltas (m, rad) and the gripper opening 0..1."""
+        """The denoised chunk in robot units, then the gripper opening 0..1: (Tp, 7) deltas (m, rad), or
+        for the 'target' action space (Tp, 8) target poses (x y z in m, unit quaternion w x y z)."""
         cond = self.model.global_condition(snapshot.images, snapshot.state, snapshot.goal)
         normalized = from_model_actions(self.model.sample(cond, self.generator))[0].cpu().numpy()
-        return self.statistics.denormalize_action(normalized).astype(np.float32)
+        if self.config.action_space == "delta":
+            return self.statistics.denormalize_action(normalized).astype(np.float32)
+        targets = self.statistics.denormalize_target(normalized)
+        quats = np.stack([rot6d_to_quat(row) for row in targets[:, 3:9]])
+        return np.concatenate([targets[:, :3], quats, targets[:, 9:]], axis=1).astype(np.float32)
 
     def act(self, observation: dict) -> np.ndarray:
-        """Observe, and return the next action, denoising a new chunk when the last Ta ran out."""
+        """Observe, and return the next (7,) ee_delta action, denoising a new chunk when the last Ta ran out.
+        A 'target' policy needs `observation["ee_target"]`: the pose (x y z, quaternion w x y z) the
+        returned delta will move, i.e. the controller's current end-effector target."""
+        if self.config.action_space == "target":
+            reference = np.asarray(observation.get("ee_target", ()), dtype=np.float64).reshape(-1)
+            if reference.shape != (7,) or not np.isfinite(reference).all():
+                raise ValueError("this policy predicts end-effector targets: act() needs "
+                                 "observation['ee_target'], the controller's current target (x y z, "
+                                 "quaternion w x y z)")
         self.observe(observation)
         if not self._queue:
             self._queue.extend(self.predict(self.snapshot())[:self.config.action_steps])
-        return self._queue.popleft()
+        action = self._queue.popleft()
+        if self.config.action_space == "delta":
+            return action
+        return target_to_delta(action, reference)
+
+
+def target_to_delta(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(7,) ee_delta action that moves the target pose `reference` (x y z, quaternion w x y z) onto
+    `target` (x y z, quaternion, gripper); the controller applies it with its own clipping
+    (`osc.apply_ee_delta`)."""
+    translation = target[:3] - reference[:3]
+    rotation = orientation_error(reference[3:7], target[3:7])
+    return np.concatenate([translation, rotation, target[7:8]]).astype(np.float32)
 
 
 def save_pretrained(directory: Path, model: DiffusionModel, statistics: DatasetStatistics,
