@@ -162,19 +162,20 @@ class DiffusionPolicy:
         """Observe, and return the next (7,) ee_delta action, denoising a new chunk when the last Ta ran out.
         A 'target' policy needs `observation["ee_target"]`: the pose (x y z, quaternion w x y z) the
         returned delta will move, i.e. the controller's current end-effector target."""
-        if self.config.action_space == "target":
-            reference = np.asarray(observation.get("ee_target", ()), dtype=np.float64).reshape(-1)
-            if reference.shape != (7,) or not np.isfinite(reference).all():
-                raise ValueError("this policy predicts end-effector targets: act() needs "
-                                 "observation['ee_target'], the controller's current target (x y z, "
-                                 "quaternion w x y z)")
+        reference = _reference_pose(observation) if self.config.action_space == "target" else None
         self.observe(observation)
         if not self._queue:
             self._queue.extend(self.predict(self.snapshot())[:self.config.action_steps])
         action = self._queue.popleft()
-        if self.config.action_space == "delta":
-            return action
-        return target_to_delta(action, reference)
+        return action if reference is None else target_to_delta(action, reference)
+
+
+def _reference_pose(observation: dict) -> np.ndarray:
+    reference = np.asarray(observation.get("ee_target", ()), dtype=np.float64).reshape(-1)
+    if reference.shape != (7,) or not np.isfinite(reference).all():
+        raise ValueError("this policy predicts end-effector targets: act() needs observation['ee_target'], "
+                         "the controller's current target (x y z, quaternion w x y z)")
+    return reference
 
 
 def target_to_delta(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
