@@ -24,6 +24,9 @@ TARGET_ACTION_DIM = 10
 first two columns of the rotation matrix (the continuous 6-D rotation of Zhou et al. 2019, which Chi et
 al. use for absolute actions), then the gripper opening."""
 TARGET_GRIPPER_INDEX = 9
+ACTION_SPACES = {"delta": ACTION_DIM, "target": TARGET_ACTION_DIM}
+"""The two forms of an action, with their sizes: the end-effector delta (what datasets standardise to) and
+the target pose it commands (for datasets that record it)."""
 FORMAT_VERSION = 1
 
 

@@ -25,9 +25,13 @@ import tensorflow_datasets as tfds
 
 from agent_stack.data.rlds import RLDSSource, open_rlds
 from agent_stack.data.statistics import load_or_compute_statistics
-from agent_stack.normalization import GRIPPER_INDEX, TARGET_GRIPPER_INDEX, DatasetStatistics, Statistics
-
-ACTION_SPACES = ("delta", "target")
+from agent_stack.normalization import (
+    ACTION_SPACES,
+    GRIPPER_INDEX,
+    TARGET_GRIPPER_INDEX,
+    DatasetStatistics,
+    Statistics,
+)
 
 
 @dataclasses.dataclass
@@ -77,7 +81,7 @@ class DataConfig:
         if self.shuffle_buffer < 0:
             raise ValueError(f"DataConfig.shuffle_buffer must be >= 0, got {self.shuffle_buffer}")
         if self.action_space not in ACTION_SPACES:
-            raise ValueError(f"DataConfig.action_space must be one of {ACTION_SPACES}, "
+            raise ValueError(f"DataConfig.action_space must be one of {tuple(ACTION_SPACES)}, "
                              f"got {self.action_space!r}")
 
     @property

@@ -19,10 +19,11 @@ import argparse
 import sys
 
 import agent_stack.data  # noqa: F401  (loads TensorFlow isolated: see agent_stack/native_libraries.py)
-from agent_stack.control.diffusion.configuration_diffusion import ACTION_SPACES, GOALS, DiffusionConfig
+from agent_stack.control.diffusion.configuration_diffusion import GOALS, DiffusionConfig
 from agent_stack.control.diffusion.modeling_diffusion import DiffusionModel
 from agent_stack.control.diffusion.policy import save_pretrained
 from agent_stack.data.pipeline import DataConfig, Mixture
+from agent_stack.normalization import ACTION_SPACES
 from agent_stack.train.offline import (
     TrainConfig,
     add_run_arguments,

@@ -6,7 +6,7 @@ import dataclasses
 
 from agent_stack.configs import JSONConfig
 from agent_stack.language import EMBEDDING_DIM
-from agent_stack.normalization import ACTION_DIM, TARGET_ACTION_DIM
+from agent_stack.normalization import ACTION_DIM, ACTION_SPACES
 
 GOALS = ("language", "ee_target", "none")
 """What conditions the policy besides the observation: an instruction embedding (the standalone
@@ -16,11 +16,6 @@ EE_TARGET_DIM = 3
 """An 'ee_target' goal is the chunk's mean normalised translation delta (x y z): hindsight-relabelled from
 the demonstration in training, computed from the target and the current end-effector position at run
 time (`DiffusionPolicy.set_target`)."""
-ACTION_SPACES = {"delta": ACTION_DIM, "target": TARGET_ACTION_DIM}
-"""What the denoised chunk holds, with its size: end-effector deltas (the dataset actions, DESIGN.md), or
-the absolute end-effector targets they command (position, 6-D rotation, gripper), Chi et al.'s position
-control. Targets do not accumulate error over a chunk and read straight off where things are in the image;
-the policy turns them back into deltas against the controller's current target (`DiffusionPolicy.act`)."""
 CAMERAS = ("image", "wrist_image")
 VISION_BACKBONES = ("resnet18_gn",)
 """Our ResNet-18 with GroupNorm; any other name is a timm model (its `forward_features` feature map)."""
@@ -39,6 +34,10 @@ class DiffusionConfig(JSONConfig):
     action_steps: int = 8
     """Ta: actions executed from each prediction before predicting again (receding horizon)."""
     action_space: str = "delta"
+    """What the denoised chunk holds: end-effector deltas (the dataset actions, DESIGN.md), or the absolute
+    end-effector targets they command (position, 6-D rotation, gripper), Chi et al.'s position control.
+    Targets do not accumulate error over a chunk and read straight off where things are in the image; the
+    policy turns them back into deltas against the controller's current target (`DiffusionPolicy.act`)."""
     action_dim: int = ACTION_DIM
     """ACTION_SPACES[action_space]."""
 
