@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent_stack.control.osc import orientation_error, quat_multiply
+from agent_stack.control.osc import ee_delta_between, quat_multiply
 from sim.scene import BIN_NAME, TOP_DOWN_QUAT, bin_half_size, yaw_to_quat
 from sim.state import BLOCK_HALF_SIZE, SPAWN_HIGH, SPAWN_LOW, SceneState
 from sim.tasks import PUSH_DIRECTIONS, Task, local_xy, yaw_of
@@ -396,8 +396,9 @@ def command_to_ee_delta(state: SceneState, command: ExpertCommand, max_translati
     while the arm trails the target and overshoot by that trail.
     """
     pos, quat = reference if reference is not None else (state.ee_pos, state.ee_quat)
-    translation = np.clip(command.target_pos - pos, -max_translation, max_translation)
-    rotation = np.clip(orientation_error(quat, command.target_quat), -max_rotation, max_rotation)
+    delta = ee_delta_between(pos, quat, command.target_pos, command.target_quat)
+    translation = np.clip(delta[:3], -max_translation, max_translation)
+    rotation = np.clip(delta[3:], -max_rotation, max_rotation)
     return np.concatenate([translation, rotation, [float(np.clip(command.gripper, 0.0, 1.0))]])
 
 

@@ -211,6 +211,13 @@ def orientation_error(quat: np.ndarray, target_quat: np.ndarray) -> np.ndarray:
     return quat_to_rotvec(quat_multiply(target_quat, quat_conjugate(normalize_quat(quat))))
 
 
+def ee_delta_between(pos: np.ndarray, quat: np.ndarray, target_pos: np.ndarray,
+                     target_quat: np.ndarray) -> np.ndarray:
+    """(6,) delta that moves the pose (pos, quat) onto (target_pos, target_quat) under `apply_ee_delta`'s
+    rule (translation added, rotation vector applied on the left): its inverse, before any clipping."""
+    return np.concatenate([np.asarray(target_pos, dtype=float) - pos, orientation_error(quat, target_quat)])
+
+
 def quat_to_rot6d(quat: np.ndarray) -> np.ndarray:
     """The first two columns of the rotation matrix (6,): Zhou et al.'s continuous rotation representation
     (a quaternion jumps between q and -q, Euler angles wrap; these do neither)."""

@@ -20,8 +20,7 @@ import agent_stack.data  # noqa: F401  (before TensorFlow, see agent_stack/data/
 import tensorflow_datasets as tfds
 
 from agent_stack.data.rlds import iterate_numpy, open_rlds
-from agent_stack.control.diffusion.policy import target_to_delta
-from agent_stack.control.osc import quat_to_rot6d
+from agent_stack.control.osc import ee_delta_between, quat_to_rot6d
 from agent_stack.data.tabletop import TABLETOP_DATASET, TABLETOP_VERSION
 from sim.tabletop_env import TabletopConfig, TabletopEnv
 from sim.tasks import recolour_instruction, task_from_instruction
@@ -129,14 +128,15 @@ def test_recorded_actions_replay_to_the_same_states_and_success(builder_dir):
 
 def test_recorded_targets_drive_the_env_through_the_episode(builder_dir):
     """What a policy of the 'target' action space does: each recorded target, turned into a delta against the
-    env's current target (`target_to_delta`), moves the env's target onto it, and the episode succeeds."""
+    env's current target (`ee_delta_between`), moves the env's target onto it, and the episode succeeds."""
     env = TabletopEnv(TabletopConfig(render=False))
     for episode in raw_episodes(builder_dir):
         steps, metadata = episode["steps"], episode["episode_metadata"]
         task = task_from_instruction(metadata["task"].decode())
         observation, _ = env.reset(seed=int(metadata["seed"]), task=task)
         for action, target_pose in zip(steps["action"], steps["target_pose"]):
-            delta = target_to_delta(np.append(target_pose, action[6]), observation["ee_target"])
+            ref = observation["ee_target"]
+            delta = np.append(ee_delta_between(ref[:3], ref[3:], target_pose[:3], target_pose[3:]), action[6])
             np.testing.assert_allclose(delta, action, atol=1e-5)
             observation, _, success, _, _ = env.step(delta)
             np.testing.assert_allclose(observation["ee_target"], target_pose, atol=1e-5)

@@ -29,7 +29,7 @@ from agent_stack.checkpoint import (
 )
 from agent_stack.control.diffusion.configuration_diffusion import EE_TARGET_DIM, DiffusionConfig
 from agent_stack.control.diffusion.modeling_diffusion import DiffusionModel, from_model_actions
-from agent_stack.control.osc import orientation_error, rot6d_to_quat
+from agent_stack.control.osc import ee_delta_between, rot6d_to_quat
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics
 from agent_stack.observation import image_tensor, state_tensor
@@ -167,7 +167,11 @@ class DiffusionPolicy:
         if not self._queue:
             self._queue.extend(self.predict(self.snapshot())[:self.config.action_steps])
         action = self._queue.popleft()
-        return action if reference is None else target_to_delta(action, reference)
+        if reference is None:
+            return action
+        # The controller applies this delta to its target with its own clipping (osc.apply_ee_delta).
+        delta = ee_delta_between(reference[:3], reference[3:], action[:3], action[3:7])
+        return np.append(delta, action[7]).astype(np.float32)
 
 
 def _reference_pose(observation: dict) -> np.ndarray:
@@ -177,14 +181,6 @@ def _reference_pose(observation: dict) -> np.ndarray:
                          "the controller's current target (x y z, quaternion w x y z)")
     return reference
 
-
-def target_to_delta(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(7,) ee_delta action that moves the target pose `reference` (x y z, quaternion w x y z) onto
-    `target` (x y z, quaternion, gripper); the controller applies it with its own clipping
-    (`osc.apply_ee_delta`)."""
-    translation = target[:3] - reference[:3]
-    rotation = orientation_error(reference[3:7], target[3:7])
-    return np.concatenate([translation, rotation, target[7:8]]).astype(np.float32)
 
 
 def save_pretrained(directory: Path, model: DiffusionModel, statistics: DatasetStatistics,
