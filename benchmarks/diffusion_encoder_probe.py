@@ -13,6 +13,9 @@ The held-out error is compared with predicting the mean grasp point. Frames are 
 first, so a larger size gives the encoder a finer feature map from the same pixels. --crop-size below it
 adds the policy's random-crop augmentation.
 
+--vision-backbone keypoint_gn --vision-widths 32,64 --vision-film probes the encoder that keeps the image's
+resolution and lets the instruction pick its features.
+
 The data must be tabletop 1.2.0 or later (it records the targets): `agent-stack collect --task pick_up
 --colour-permutations K ...`.
 """
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from agent_stack.control.diffusion import DiffusionConfig
+from agent_stack.control.diffusion.configuration_diffusion import VISION_BACKBONES, DiffusionConfig
 from agent_stack.control.diffusion.modeling_diffusion import ImageEncoder
 from agent_stack.data.rlds import iterate_numpy, open_rlds
 from agent_stack.language import EMBEDDING_DIM, InstructionEncoder
@@ -66,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=64, help="frames are resized to this first")
     parser.add_argument("--crop-size", type=int, default=None,
                         help="random crop in training, centre crop held out (default: no crop)")
+    parser.add_argument("--vision-backbone", choices=VISION_BACKBONES, default="resnet18_gn")
+    parser.add_argument("--vision-widths", default=None,
+                        help="comma-separated stage widths (default: the policy's for the backbone)")
+    parser.add_argument("--vision-film", action="store_true", help="FiLM the encoder on the instruction")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--held-out", type=float, default=0.125, help="fraction of demonstrations held out")
@@ -86,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     train = round(demonstrations * (1 - args.held_out)) * copies  # a layout's copies stay on one side
     mean, std = points[:train].mean(0), points[:train].std(0)
 
+    widths = ({"vision_widths": tuple(int(w) for w in args.vision_widths.split(","))}
+              if args.vision_widths else {})
     config = DiffusionConfig(image_size=args.image_size, crop_size=args.crop_size or args.image_size,
-                             cameras=("image",), state_dim=0)
+                             cameras=("image",), state_dim=0, vision_backbone=args.vision_backbone,
+                             vision_film=args.vision_film, **widths)
     encoder = ImageEncoder(config)
     head = torch.nn.Sequential(torch.nn.Linear(config.image_feature_dim + EMBEDDING_DIM, 256),
                                torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
@@ -95,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=3e-4)
 
     def predict(index: torch.Tensor) -> torch.Tensor:
-        features = encoder(frames[index][:, None])[:, 0]
+        features = encoder(frames[index][:, None], goals[index])[:, 0]
         return head(torch.cat([features, goals[index]], dim=-1)) * std + mean
 
     def errors(index: torch.Tensor) -> torch.Tensor:
@@ -117,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     baseline = (points[train:] - mean).norm(dim=-1)
     result = {
         "data": args.data, "image_size": args.image_size, "crop_size": config.crop_size,
+        "vision_backbone": config.vision_backbone, "vision_widths": list(config.vision_widths),
+        "vision_film": config.vision_film,
         "feature_map_positions": encoder.pool.grid.shape[0], "steps": args.steps,
         "batch_size": args.batch_size,
         "demonstrations": demonstrations, "copies_per_demonstration": copies, "train_episodes": train,
@@ -127,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         "mean_baseline_median_cm": round(100 * float(baseline.median()), 1),
         "mean_baseline_within_3cm": round(float((baseline < WITHIN_M).float().mean()), 3),
     }
-    table = Table(title=f"grasp point from the first frame: {args.image_size} px, crop {config.crop_size}, "
+    table = Table(title=f"grasp point from the first frame: {config.vision_backbone}"
+                        f"{' with FiLM' if config.vision_film else ''}, {args.image_size} px, "
+                        f"crop {config.crop_size}, "
                         f"{result['feature_map_positions']} feature-map positions, {args.steps} steps")
     for column in ("episodes", "median error", f"within {WITHIN_M * 100:.0f} cm"):
         table.add_column(column)

@@ -186,6 +186,7 @@ class ChunkRegressor(nn.Module):
     and offers its `sample`, so `DiffusionPolicy` runs it unchanged (state-only configs)."""
 
     global_condition = DiffusionModel.global_condition
+    batch_goal = DiffusionModel.batch_goal
     batch_condition = DiffusionModel.batch_condition
 
     def __init__(self, config: DiffusionConfig, width: int = 512, depth: int = 3) -> None:

@@ -3,7 +3,8 @@
     agent-stack train control --algo diffusion --data outputs/collect/agent_stack_tabletop --out runs/dp
     agent-stack train control --algo diffusion --data ... --out runs/dp --paper-size --device cuda
     agent-stack train control --algo diffusion --data ... --out runs/dp_ctrl --goal ee_target --cameras ""
-    agent-stack train control --algo diffusion --data ... --out runs/dp --action-space target
+    agent-stack train control --algo diffusion --data ... --out runs/dp --action-space target \
+        --vision-backbone keypoint_gn --vision-widths 16,32 --vision-film --cameras image
     torchrun --nproc_per_node 2 -m agent_stack.train.train_diffusion --data ... --out runs/dp      (DDP)
     agent-stack train control --algo diffusion --out runs/dp --resume                              (continue)
 
@@ -41,6 +42,7 @@ MODEL_FLAGS = {
     "obs_horizon": int, "pred_horizon": int, "action_steps": int, "image_size": int, "crop_size": int,
     "vision_backbone": str, "spatial_keypoints": int, "image_feature_dim": int, "kernel_size": int,
     "diffusion_step_embed_dim": int, "num_train_timesteps": int, "num_inference_steps": int,
+    "position_loss_weight": float,
 }
 TUPLE_FLAGS = {"cameras": str, "vision_widths": int, "down_dims": int}
 """Comma-separated lists, e.g. --down-dims 256,512,1024 --cameras image."""
@@ -57,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="denoise end-effector deltas (default, the dataset actions) or the absolute "
                         "end-effector targets they command (Chi et al.'s position control; needs data that "
                         "records them: tabletop 1.2.0 or later)")
+    parser.add_argument("--vision-film", action="store_true", default=None,
+                        help="FiLM the image encoder's stages on the goal (the instruction picks features)")
+    parser.add_argument("--no-state", action="store_true",
+                        help="condition on the cameras and goal only: from its own proprioception a policy "
+                        "can copy the demonstrated motion instead of looking where the object is (the "
+                        "copycat problem, Wen et al. 2020)")
     parser.add_argument("--paper-size", action="store_true",
                         help="Chi et al.'s network sizes (ResNet-18 at full width, U-Net 256-512-1024)")
     for name, kind in MODEL_FLAGS.items():
@@ -77,11 +85,13 @@ def model_config_from_args(args: argparse.Namespace, state_dim: int) -> Diffusio
             except ValueError:
                 raise ValueError(f"--{name.replace('_', '-')} {text!r}: expected comma-separated "
                                  f"{kind.__name__} values") from None
+    if args.vision_film:
+        fields["vision_film"] = True
     if args.goal is not None:
         fields.update(goal=args.goal, goal_dim=DiffusionConfig.goal_dim_of(args.goal))
     if args.action_space is not None:
         fields.update(action_space=args.action_space, action_dim=ACTION_SPACES[args.action_space])
-    fields["state_dim"] = state_dim
+    fields["state_dim"] = 0 if args.no_state else state_dim
     return DiffusionConfig.paper(**fields) if args.paper_size else DiffusionConfig.from_dict(fields)
 
 

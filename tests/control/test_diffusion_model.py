@@ -14,6 +14,7 @@ import torch
 from agent_stack.control.diffusion import DiffusionConfig, DiffusionModel, DiffusionPolicy
 from agent_stack.control.diffusion.modeling_diffusion import (
     ConditionalUnet1D,
+    ImageEncoder,
     SpatialSoftmax,
     TemporalConv1d,
     from_model_actions,
@@ -51,7 +52,15 @@ def statistics(dim: int = 14) -> DatasetStatistics:
     ({"goal": "speech"}, "goal"),
     ({"goal": "none"}, "goal"),
     ({"vision_widths": (8, 16, 32, 64)}, "vision_widths"),
+    ({"vision_widths": (16, 32)}, "vision_widths"),
+    ({"vision_backbone": "keypoint_gn", "vision_widths": (16,) * 5}, "vision_widths"),
+    ({"vision_film": True, "goal": "none", "goal_dim": 0}, "vision_film"),
+    ({"vision_film": True, "vision_backbone": "resnet18"}, "vision_film"),
+    ({"vision_film": 1}, "vision_film"),
     ({"cameras": (), "state_dim": 0}, "observes nothing"),
+    ({"position_loss_weight": -1.0}, "position_loss_weight"),
+    ({"position_loss_weight": True}, "position_loss_weight"),
+    ({"position_loss_weight": 1.0, "cameras": ()}, "position_loss_weight"),
     ({"num_inference_steps": 200}, "num_inference_steps"),
     ({"action_space": "joint"}, "action_space"),
     ({"action_space": "target"}, "action_dim 10"),
@@ -79,6 +88,32 @@ def test_spatial_softmax_reads_out_the_peak_position():
     features = torch.zeros(1, 1, 5, 9)
     features[0, 0, 1, 6] = 50.0  # row 1 of 5 -> y = -0.5, column 6 of 9 -> x = 0.5
     assert torch.allclose(pool(features), torch.tensor([[0.5, -0.5]]), atol=1e-4)
+
+
+def test_keypoint_encoder_keeps_half_the_resolution_and_film_lets_the_goal_pick_features():
+    config = DiffusionConfig(**{**TINY, "goal": "language", "goal_dim": 384, "cameras": ("image",),
+                                "vision_backbone": "keypoint_gn", "vision_widths": (16, 32),
+                                "vision_film": True})
+    encoder = ImageEncoder(config).eval()
+    assert encoder.pool.grid.shape[0] == (config.crop_size // 2) ** 2
+    images = torch.randint(0, 256, (2, 2, 32, 32, 3), dtype=torch.uint8)
+    goals = torch.randn(2, 384)
+    features = encoder(images, goals)
+    assert features.shape == (2, 2, config.image_feature_dim)
+    assert torch.allclose(features, encoder(images, -goals))  # FiLM starts as the identity
+    encoder.train()(images, goals).square().sum().backward()
+    assert all(layer.weight.grad.abs().sum() > 0 for layer in encoder.film)
+
+    with torch.no_grad():
+        for layer in encoder.film:
+            layer.weight.normal_(std=0.05)
+    encoder.eval()
+    features = encoder(images, goals)
+    assert not torch.allclose(features, encoder(images, -goals))
+    # both frames of a sample are modulated by that sample's goal
+    assert torch.allclose(encoder(images.flip(0), goals.flip(0)), features.flip(0), atol=1e-5)
+    with pytest.raises(ValueError, match="FiLM"):
+        encoder(images)
 
 
 def test_unet_keeps_the_chunk_shape_and_listens_to_its_condition():
@@ -132,6 +167,41 @@ def test_ddpm_loss_falls_on_a_fixed_batch():
         optimizer.step()
         losses.append(float(loss.detach()))
     assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:10])
+
+
+def test_position_loss_teaches_the_encoder_where_the_chunk_goes():
+    """Images hold one bright square; the chunk moves to it. The auxiliary head, reading image features only,
+    must learn to place it on images it has not seen; the paper's loss alone keeps no such head."""
+    torch.manual_seed(0)
+    config = DiffusionConfig(**{**TINY, "cameras": ("image",), "crop_size": 32, "state_dim": 0,
+                                "vision_backbone": "keypoint_gn", "vision_widths": (16,),
+                                "position_loss_weight": 1.0})
+    assert DiffusionModel(dataclasses.replace(config, position_loss_weight=0.0)).position_head is None
+
+    def squares(batch: int, seed: int) -> dict:
+        generator = torch.Generator().manual_seed(seed)
+        corner = torch.randint(0, 28, (batch, 2), generator=generator)
+        images = torch.zeros(batch, config.obs_horizon, 32, 32, 3, dtype=torch.uint8)
+        for i, (y, x) in enumerate(corner.tolist()):
+            images[i, :, y:y + 4, x:x + 4] = 255
+        position = (corner.float() + 2.0) / 16.0 - 1.0  # the square's centre, in [-1, 1]
+        action = torch.zeros(batch, config.pred_horizon, 7)
+        action[..., :2] = position[:, None, :]
+        return {"observation": {"image": images}, "action": action}
+
+    model = DiffusionModel(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(150):
+        loss, _ = model(squares(32, seed=step))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        _, held_out = model(squares(64, seed=10_000))
+    # A head blind to the square scores the variance of the position, about 0.16 (x and y uniform over
+    # [-0.88, 0.81], z = 0, averaged over the three).
+    assert held_out["position_mse"] < 0.02
 
 
 def test_ddim_with_the_exact_noise_recovers_the_chunk():
@@ -213,8 +283,11 @@ def test_target_policy_predicts_poses_and_acts_with_deltas_onto_them(tmp_path):
         policy.act({"state": state})
 
 
-def test_language_policy_needs_an_instruction():
-    config = DiffusionConfig(**{**TINY, "goal": "language", "goal_dim": 384, "cameras": ("image",)})
+@pytest.mark.parametrize("encoder", [{}, {"vision_backbone": "keypoint_gn", "vision_widths": (16,),
+                                          "vision_film": True}])
+def test_language_policy_needs_an_instruction(encoder):
+    config = DiffusionConfig(**{**TINY, "goal": "language", "goal_dim": 384, "cameras": ("image",),
+                                **encoder})
     policy = DiffusionPolicy(DiffusionModel(config), statistics())
     with pytest.raises(ValueError, match="conditioned on language"):
         policy.reset()

@@ -48,13 +48,17 @@ def test_train_resume_and_evaluate(tiny_tabletop_dataset, tmp_path):
     assert len(list((evaluation / "videos").glob("*.mp4"))) == 1
 
 
-def test_target_action_space_trains_and_evaluates(tiny_tabletop_dataset, tmp_path):
+def test_target_action_space_film_keypoint_encoder_no_state_and_position_loss_train_and_evaluate(
+        tiny_tabletop_dataset, tmp_path):
     out = tmp_path / "target"
     assert train_control.main(["--algo", "diffusion", "--data", str(tiny_tabletop_dataset), "--out", str(out),
                                "--steps", "2", "--save-every", "2", "--action-space", "target", "--cameras",
-                               "image", *TINY]) == 0
+                               "image", *TINY, "--vision-backbone", "keypoint_gn", "--vision-widths", "16",
+                               "--vision-film", "--no-state", "--position-loss-weight", "1"]) == 0
     policy = DiffusionPolicy.from_pretrained(out)
     assert policy.config.action_space == "target" and policy.config.action_dim == 10
+    assert policy.config.vision_backbone == "keypoint_gn" and policy.config.vision_film
+    assert policy.config.state_dim == 0 and policy.config.position_loss_weight == 1.0
     assert policy.statistics.target is not None and policy.statistics.target.dim == 10
     # The evaluation hands the policy the env's end-effector target, to turn its targets into deltas.
     evaluation = tmp_path / "eval"

@@ -17,8 +17,11 @@ EE_TARGET_DIM = 3
 the demonstration in training, computed from the target and the current end-effector position at run
 time (`DiffusionPolicy.set_target`)."""
 CAMERAS = ("image", "wrist_image")
-VISION_BACKBONES = ("resnet18_gn",)
-"""Our ResNet-18 with GroupNorm; any other name is a timm model (its `forward_features` feature map)."""
+VISION_BACKBONES = ("resnet18_gn", "keypoint_gn")
+"""Ours, with GroupNorm: 'resnet18_gn' is ResNet-18 (a 1/32 feature map: 2 x 2 from 64 px); 'keypoint_gn'
+keeps the stages at half the image's resolution, like the keypoint network the spatial softmax comes from
+(Levine et al. 2016), so each keypoint is a detector of something small with a precise image position. Any
+other name is a timm model (its `forward_features` feature map)."""
 
 
 @dataclasses.dataclass
@@ -50,7 +53,19 @@ class DiffusionConfig(JSONConfig):
     """Random crop in training, centre crop at inference (the paper's only image augmentation)."""
     vision_backbone: str = "resnet18_gn"
     vision_widths: tuple[int, ...] = (32, 64, 128, 256)
-    """Channels of the four ResNet-18 stages; (64, 128, 256, 512) is the standard ResNet-18."""
+    """Channels of the stages (two basic blocks each): four for 'resnet18_gn', where (64, 128, 256, 512) is
+    the standard ResNet-18; one to four for 'keypoint_gn'."""
+    vision_film: bool = False
+    """FiLM every encoder stage on the goal (Perez et al. 2018; RT-1's FiLM-EfficientNet, Brohan et al.
+    2022): the instruction picks which features, so the keypoints can follow the named block wherever it
+    is, rather than a layout remembered with its instruction."""
+    position_loss_weight: float = 0.0
+    """Weight of an auxiliary loss on the image encoder: regress, from the current frame's image features
+    and the goal, where the demonstrated chunk takes the end effector (the mean of its first three action
+    values, normalised). Levine et al. (2016) pretrained their spatial-softmax encoder on object positions;
+    this asks the same every step, labelled by the demonstration itself, so the keypoints must find what the
+    motion goes to rather than continue the motion the robot's pose or the image of its arm already shows.
+    0 leaves the paper's loss."""
     spatial_keypoints: int = 32
     """Keypoints of the spatial softmax (each an expected (x, y) image coordinate)."""
     image_feature_dim: int = 64
@@ -102,9 +117,23 @@ class DiffusionConfig(JSONConfig):
         if self.crop_size > self.image_size:
             raise ValueError(f"DiffusionConfig.crop_size ({self.crop_size}) exceeds image_size "
                              f"({self.image_size})")
-        if len(self.vision_widths) != 4 or any(w < 16 or w % 16 for w in self.vision_widths):
-            raise ValueError("DiffusionConfig.vision_widths must be 4 multiples of 16 (GroupNorm uses 16 "
-                             f"channels a group), got {self.vision_widths}")
+        stages = (4,) if self.vision_backbone == "resnet18_gn" else (1, 2, 3, 4)
+        if len(self.vision_widths) not in stages or any(w < 16 or w % 16 for w in self.vision_widths):
+            raise ValueError(f"DiffusionConfig.vision_widths must be {' to '.join(map(str, stages[::3]))} "
+                             f"multiples of 16 for {self.vision_backbone!r} (GroupNorm uses 16 channels a "
+                             f"group), got {self.vision_widths}")
+        if not isinstance(self.vision_film, bool):
+            raise ValueError(f"DiffusionConfig.vision_film must be true or false, got {self.vision_film!r}")
+        if self.vision_film and (self.vision_backbone not in VISION_BACKBONES or not self.goal_dim
+                                 or not self.cameras):
+            raise ValueError(f"DiffusionConfig.vision_film needs cameras, a goal (goal_dim > 0) and one of "
+                             f"our backbones {VISION_BACKBONES}")
+        if (not isinstance(self.position_loss_weight, (int, float)) or isinstance(self.position_loss_weight, bool)
+                or not 0.0 <= self.position_loss_weight < float("inf")):
+            raise ValueError(f"DiffusionConfig.position_loss_weight must be a number >= 0, "
+                             f"got {self.position_loss_weight!r}")
+        if self.position_loss_weight and not self.cameras:
+            raise ValueError("DiffusionConfig.position_loss_weight trains the image encoder: it needs cameras")
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"DiffusionConfig.action_space must be one of {tuple(ACTION_SPACES)}, "
                              f"got {self.action_space!r}")

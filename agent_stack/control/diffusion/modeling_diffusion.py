@@ -1,7 +1,8 @@
 """Diffusion Policy, CNN variant (Chi et al. 2023, "Diffusion Policy: Visuomotor Policy Learning via Action
 Diffusion"), trained on the data pipeline's windows.
 
-    each camera, frames t-To+1 .. t ── ResNet-18 (GroupNorm) ── spatial softmax ── linear   (Sec. 3.2, 4)
+    each camera, frames t-To+1 .. t ── ResNet-18 (GroupNorm) ── spatial softmax ── linear  (Sec. 3.2, 4)
+        (or `keypoint_gn`: stages at half the image resolution; either optionally FiLM-ed on the goal)
     [image features, normalised state] per frame ++ goal (instruction embedding) = global condition
     noisy chunk (Tp x 7) ── 1-D temporal U-Net, FiLM on (condition, diffusion step) ── epsilon   (Sec. 3.3)
 
@@ -56,23 +57,35 @@ class BasicBlock(nn.Module):
         return F.relu(self.norm2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet18GN(nn.Module):
-    """ResNet-18's layout (stem, 4 stages of 2 basic blocks) with GroupNorm and configurable widths; the
-    global pooling and classifier are left out (the spatial softmax replaces them)."""
+class ResNetGN(nn.Module):
+    """ResNet basic-block stages (two blocks each) with GroupNorm and configurable widths; the global pooling
+    and classifier are left out (the spatial softmax replaces them). `downsample` gives ResNet-18's strides:
+    the stem's stride-2 convolution and max pool, then stride 2 in each stage after the first (1/32 of the
+    image). Without it only the stem's convolution halves the image (`keypoint_gn`)."""
 
-    def __init__(self, widths: tuple[int, ...]) -> None:
+    def __init__(self, widths: tuple[int, ...], downsample: bool) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 7, 2, 3, bias=False), group_norm(widths[0]),
-                                  nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+                                  nn.ReLU(), *([nn.MaxPool2d(3, 2, 1)] if downsample else []))
         stages, channels = [], widths[0]
         for index, width in enumerate(widths):
-            stride = 1 if index == 0 else 2
+            stride = 2 if downsample and index else 1
             stages += [BasicBlock(channels, width, stride), BasicBlock(width, width, 1)]
             channels = width
         self.stages = nn.Sequential(*stages)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x))
+    def forward(self, x: torch.Tensor, modulations: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                ) -> torch.Tensor:
+        """modulations: (scale, shift) per stage, each (B, C, 1, 1), applied as x * (1 + scale) + shift."""
+        if modulations is None:
+            return self.stages(self.stem(x))
+        x = self.stem(x)
+        for index, block in enumerate(self.stages):
+            x = block(x)
+            if index % 2:
+                scale, shift = modulations[index // 2]
+                x = x * (1.0 + scale) + shift
+        return x
 
 
 class SpatialSoftmax(nn.Module):
@@ -93,15 +106,22 @@ class SpatialSoftmax(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """uint8 images (B, S, S, 3) -> (B, image_feature_dim): crop, backbone, spatial softmax, linear."""
+    """uint8 images (B, S, S, 3) -> (B, image_feature_dim): crop, backbone (FiLM-ed on the goal if
+    `vision_film`), spatial softmax, linear."""
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__()
         self.crop_size = config.crop_size
         if config.vision_backbone in VISION_BACKBONES:
-            self.backbone = ResNet18GN(config.vision_widths)
+            self.backbone = ResNetGN(config.vision_widths, downsample=config.vision_backbone == "resnet18_gn")
         else:
             self.backbone = TimmFeatures(timm.create_model(config.vision_backbone, pretrained=False))
+        self.film = None
+        if config.vision_film:
+            self.film = nn.ModuleList(nn.Linear(config.goal_dim, 2 * width) for width in config.vision_widths)
+            for layer in self.film:  # identity at first: training starts from the unconditioned encoder
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
         with torch.no_grad():
             probe = torch.zeros(1, 3, self.crop_size, self.crop_size)
             channels, height, width = self.backbone(probe).shape[1:]
@@ -120,13 +140,21 @@ class ImageEncoder(nn.Module):
         return torch.stack([images[i, :, y:y + crop, x:x + crop]
                             for i, (y, x) in enumerate(offsets.tolist())])
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, T, S, S, 3) uint8 -> (N, T, image_feature_dim)."""
+    def forward(self, images: torch.Tensor, goal: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, T, S, S, 3) uint8 and the goal (N, G) -> (N, T, image_feature_dim)."""
         cropped = self.crop(images)
         n, t = cropped.shape[:2]
         # contiguous: the permuted view is channels-last, and the whole ResNet would run on that slower layout
         x = cropped.flatten(0, 1).permute(0, 3, 1, 2).contiguous().float() / 255.0
-        return self.project(self.pool(self.backbone(x))).view(n, t, -1)
+        if self.film is None:
+            features = self.backbone(x)
+        else:
+            if goal is None:
+                raise ValueError("this image encoder is FiLM-conditioned on the goal: pass it")
+            frame_goal = goal.float().repeat_interleave(t, dim=0)
+            modulations = [layer(frame_goal)[:, :, None, None].chunk(2, dim=1) for layer in self.film]
+            features = self.backbone(x, modulations)
+        return self.project(self.pool(features)).view(n, t, -1)
 
 
 class TimmFeatures(nn.Module):
@@ -256,16 +284,29 @@ class DiffusionModel(nn.Module):
         self.config = config
         self.image_encoders = nn.ModuleDict({camera: ImageEncoder(config) for camera in config.cameras})
         self.unet = ConditionalUnet1D(config)
+        self.position_head = None
+        if config.position_loss_weight:
+            features = len(config.cameras) * config.image_feature_dim + config.goal_dim
+            self.position_head = nn.Sequential(nn.Linear(features, 256), nn.Mish(),
+                                               nn.Linear(256, EE_TARGET_DIM))
         schedule = {"num_train_timesteps": config.num_train_timesteps, "beta_schedule": config.beta_schedule,
                     "clip_sample": config.clip_sample, "prediction_type": config.prediction_type}
         self.train_scheduler = DDPMScheduler(**schedule)
         self.inference_scheduler = DDIMScheduler(**schedule)
         self.inference_scheduler.set_timesteps(config.num_inference_steps)
 
+    def image_features(self, images: dict[str, torch.Tensor], goal: torch.Tensor | None) -> torch.Tensor:
+        """images: camera -> (B, To, S, S, 3) uint8; goal (B, G) -> (B, To, cameras x image_feature_dim)."""
+        return torch.cat([self.image_encoders[camera](images[camera], goal) for camera in self.config.cameras],
+                         dim=-1)
+
     def global_condition(self, images: dict[str, torch.Tensor], state: torch.Tensor | None,
-                         goal: torch.Tensor | None) -> torch.Tensor:
-        """images: camera -> (B, To, S, S, 3) uint8; state (B, To, D) normalised; goal (B, G) -> (B, G')."""
-        per_frame = [self.image_encoders[camera](images[camera]) for camera in self.config.cameras]
+                         goal: torch.Tensor | None, features: torch.Tensor | None = None) -> torch.Tensor:
+        """images: camera -> (B, To, S, S, 3) uint8; state (B, To, D) normalised; goal (B, G) -> (B, G');
+        `features`: the `image_features` already computed."""
+        per_frame = []
+        if self.config.cameras:
+            per_frame.append(self.image_features(images, goal) if features is None else features)
         if self.config.state_dim:
             per_frame.append(state[..., :self.config.state_dim].float())
         parts = [torch.cat(per_frame, dim=-1).flatten(1)]
@@ -273,28 +314,41 @@ class DiffusionModel(nn.Module):
             parts.append(goal.float())
         return torch.cat(parts, dim=-1)
 
-    def batch_condition(self, batch: dict) -> torch.Tensor:
-        """The global condition of a data-pipeline batch (+ `instruction_embedding` for a language goal)."""
-        observation = batch["observation"]
-        goal = None
+    def batch_goal(self, batch: dict) -> torch.Tensor | None:
+        """The goal of a data-pipeline batch (`instruction_embedding` for a language goal)."""
         if self.config.goal == "language":
-            goal = batch["instruction_embedding"]
-        elif self.config.goal == "ee_target":  # hindsight relabelling: where the demonstrated chunk went
-            goal = batch["action"][..., :EE_TARGET_DIM].float().mean(dim=1)
+            return batch["instruction_embedding"]
+        if self.config.goal == "ee_target":  # hindsight relabelling: where the demonstrated chunk went
+            return batch["action"][..., :EE_TARGET_DIM].float().mean(dim=1)
+        return None
+
+    def batch_condition(self, batch: dict) -> torch.Tensor:
+        """The global condition of a data-pipeline batch."""
+        observation = batch["observation"]
         return self.global_condition({camera: observation[camera] for camera in self.config.cameras},
-                                     observation.get("state"), goal)
+                                     observation.get("state"), self.batch_goal(batch))
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """DDPM loss (Eq. 5): || eps - eps_theta(sqrt(abar_k) x0 + sqrt(1 - abar_k) eps, k, obs) ||^2."""
+        """DDPM loss (Eq. 5): || eps - eps_theta(sqrt(abar_k) x0 + sqrt(1 - abar_k) eps, k, obs) ||^2,
+        plus `position_loss_weight` x the encoder's position regression."""
         clean = to_model_actions(batch["action"].float())
-        cond = self.batch_condition(batch)
+        observation, goal = batch["observation"], self.batch_goal(batch)
+        images = {camera: observation[camera] for camera in self.config.cameras}
+        features = self.image_features(images, goal) if self.config.cameras else None
+        cond = self.global_condition(images, observation.get("state"), goal, features)
         noise = torch.randn_like(clean)
         steps = torch.randint(0, self.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
         noisy = self.train_scheduler.add_noise(clean, noise, steps)
         predicted = self.unet(noisy, steps, cond)
         target = noise if self.config.prediction_type == "epsilon" else clean
-        loss = F.mse_loss(predicted, target)
-        return loss, {"mse": loss.detach()}
+        mse = F.mse_loss(predicted, target)
+        if self.position_head is None:
+            return mse, {"mse": mse.detach()}
+        # Where the chunk goes, from the current frame's image features (and the goal) only: not the state
+        head_input = features[:, -1] if goal is None else torch.cat([features[:, -1], goal.float()], dim=-1)
+        position_mse = F.mse_loss(self.position_head(head_input), clean[..., :EE_TARGET_DIM].mean(dim=1))
+        loss = mse + self.config.position_loss_weight * position_mse
+        return loss, {"mse": mse.detach(), "position_mse": position_mse.detach()}
 
     @torch.no_grad()
     def sample(self, global_cond: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
