@@ -12,6 +12,11 @@ H costs a copy, not H decodes. One sample per step t of every episode:
 * `action`: float32 (K, 7), steps t .. t+K-1, normalised (gripper unnormalised); with
   `action_space="target"` the same steps' target actions instead, float32 (K, 10) (`Standardized.target`);
   `action_pad_mask`: bool (K,), False past the episode end (those repeat the last action);
+* `contact_point`: with `action_space="target"` only, float32 (3,), normalised as the targets: the episode's
+  lowest end-effector target (the first step within `CONTACT_HEIGHT_TOLERANCE` of it), where the hand
+  meets the object (the grasp of a pick, the push height beside a pushed block); the same for every step;
+  with it `observation/start_image`: uint8 (1, S, S, 3), the front frame of the episode's first step, where
+  the object is in view and the arm still far from it;
 * `terminate`: bool (K,), true at and after the episode's last step;
 * `instruction`: tf.string; `dataset_index`: int32 position of the dataset in the mixture.
 """
@@ -32,6 +37,11 @@ from agent_stack.normalization import (
     DatasetStatistics,
     Statistics,
 )
+
+
+CONTACT_HEIGHT_TOLERANCE = 0.01
+"""Metres above an episode's lowest end-effector target that still count as its contact point: a push
+holds its height for many steps, and the first of them is where the hand reaches the block."""
 
 
 @dataclasses.dataclass
@@ -207,7 +217,7 @@ class Mixture:
                 actions = normalize(trajectory["target"], statistics.target, skip=(TARGET_GRIPPER_INDEX,))
             else:
                 actions = normalize(trajectory["action"], statistics.action, skip=(GRIPPER_INDEX,))
-            return {
+            sample = {
                 "observation": observation,
                 "action": tf.gather(actions, future_index),
                 "action_pad_mask": futures < length,
@@ -215,6 +225,12 @@ class Mixture:
                 "instruction": trajectory["instruction"],
                 "dataset_index": tf.fill([length], dataset_index),
             }
+            if config.action_space == "target":
+                height = trajectory["target"][:, 2]
+                contact = tf.argmax(height <= tf.reduce_min(height) + CONTACT_HEIGHT_TOLERANCE)
+                sample["contact_point"] = tf.tile(actions[contact][None, :3], [length, 1])
+                observation["start_image"] = tf.tile(trajectory["image"][None, :1], [length, 1, 1, 1, 1])
+            return sample
 
         return window
 
@@ -241,7 +257,7 @@ def augment_sample(sample: dict, seed: tf.Tensor) -> dict:
     """Random resized crop (scale 0.8-1, as Octo) and colour jitter, one draw per sample for all its frames.
     `seed`: int64 (2,), the stateless seed of this sample's draw; each camera gets its own draw."""
     observation = dict(sample["observation"])
-    for camera, key in enumerate(("image", "wrist_image")):
+    for camera, key in enumerate(("image", "wrist_image", "start_image")):
         if key in observation:
             observation[key] = _augment_frames(observation[key], seed + camera)
     return {**sample, "observation": observation}

@@ -60,7 +60,9 @@ def statistics(dim: int = 14) -> DatasetStatistics:
     ({"cameras": (), "state_dim": 0}, "observes nothing"),
     ({"position_loss_weight": -1.0}, "position_loss_weight"),
     ({"position_loss_weight": True}, "position_loss_weight"),
-    ({"position_loss_weight": 1.0, "cameras": ()}, "position_loss_weight"),
+    ({"position_loss_weight": 1.0, "cameras": ("wrist_image",), "action_space": "target", "action_dim": 10},
+     "'image' camera"),
+    ({"position_loss_weight": 1.0}, "action_space 'target'"),
     ({"num_inference_steps": 200}, "num_inference_steps"),
     ({"action_space": "joint"}, "action_space"),
     ({"action_space": "target"}, "action_dim 10"),
@@ -169,13 +171,14 @@ def test_ddpm_loss_falls_on_a_fixed_batch():
     assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:10])
 
 
-def test_position_loss_teaches_the_encoder_where_the_chunk_goes():
-    """Images hold one bright square; the chunk moves to it. The auxiliary head, reading image features only,
-    must learn to place it on images it has not seen; the paper's loss alone keeps no such head."""
+def test_position_loss_teaches_the_encoder_where_the_contact_point_is():
+    """The episode's first frame holds one bright square, the demonstration's contact point (the current
+    frames are blank). The auxiliary head, reading image features only, must learn to place it on images it
+    has not seen; the paper's loss alone keeps no such head."""
     torch.manual_seed(0)
     config = DiffusionConfig(**{**TINY, "cameras": ("image",), "crop_size": 32, "state_dim": 0,
                                 "vision_backbone": "keypoint_gn", "vision_widths": (16,),
-                                "position_loss_weight": 1.0})
+                                "action_space": "target", "action_dim": 10, "position_loss_weight": 1.0})
     assert DiffusionModel(dataclasses.replace(config, position_loss_weight=0.0)).position_head is None
 
     def squares(batch: int, seed: int) -> dict:
@@ -185,9 +188,10 @@ def test_position_loss_teaches_the_encoder_where_the_chunk_goes():
         for i, (y, x) in enumerate(corner.tolist()):
             images[i, :, y:y + 4, x:x + 4] = 255
         position = (corner.float() + 2.0) / 16.0 - 1.0  # the square's centre, in [-1, 1]
-        action = torch.zeros(batch, config.pred_horizon, 7)
-        action[..., :2] = position[:, None, :]
-        return {"observation": {"image": images}, "action": action}
+        contact = torch.cat([position, torch.zeros(batch, 1)], dim=1)
+        action = torch.zeros(batch, config.pred_horizon, 10)
+        observation = {"image": torch.zeros_like(images), "start_image": images[:, :1]}
+        return {"observation": observation, "action": action, "contact_point": contact}
 
     model = DiffusionModel(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)

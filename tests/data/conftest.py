@@ -55,8 +55,8 @@ def features(wrist: bool, state_dim: int) -> tfds.features.FeaturesDict:
 
 def episode(index: int, length: int, wrist: bool, state_dim: int) -> dict:
     """Frame t of episode e: red = t, green = e, blue = 7 (wrist: 9); action = t in every dim but the
-    gripper (t % 2); target pose at (t, e, 0) turned t / 10 rad about z (`target_pose`); state = e + t;
-    instruction 'episode e'. Tests read identities back from these."""
+    gripper (t % 2); target pose at (t, e, a height that dips at CONTACT_STEP) turned t / 10 rad about z
+    (`target_pose`); state = e + t; instruction 'episode e'. Tests read identities back from these."""
     steps = []
     for t in range(length):
         frame = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
@@ -73,8 +73,13 @@ def episode(index: int, length: int, wrist: bool, state_dim: int) -> dict:
     return {"steps": steps, "episode_metadata": {"episode": index}}
 
 
+CONTACT_STEP = 2
+"""The hand descends until this step, then creeps 6 mm lower, within the pipeline's contact tolerance."""
+
+
 def target_pose(index: int, t: int) -> np.ndarray:
-    return np.array([t, index, 0.0, np.cos(t / 20), 0.0, 0.0, np.sin(t / 20)], np.float32)
+    height = 0.1 * (CONTACT_STEP - t) if t < CONTACT_STEP else 0.003 * max(CONTACT_STEP + 2 - t, 0)
+    return np.array([t, index, height, np.cos(t / 20), 0.0, 0.0, np.sin(t / 20)], np.float32)
 
 
 def write_dataset(root, lengths: list[int], *, wrist: bool = True, state_dim: int = 3, num_shards: int = 2):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import imageio.v3 as iio
+import pytest
 
 from agent_stack.data.cli import main
 from tests.data.conftest import WITH_WRIST
@@ -19,7 +20,7 @@ def test_stats_prints_caches_and_emits_json(dataset_dir, capsys):
     assert main(["stats", "--dataset", WITH_WRIST, "--data-dir", str(dataset_dir.parent.parent), "--json"]) == 0
     statistics = json.loads(capsys.readouterr().out)
     assert statistics["num_steps"] == 35 and statistics["action"]["max"][0] == 7.0
-    assert statistics["target"]["max"][:3] == [7.0, 5.0, 0.0]
+    assert statistics["target"]["max"][:3] == pytest.approx([7.0, 5.0, 0.2])  # conftest.target_pose
 
 
 def test_show_writes_a_video_of_both_cameras(dataset_dir, tmp_path, capsys):

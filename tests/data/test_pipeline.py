@@ -13,7 +13,7 @@ from agent_stack.data.pipeline import DataConfig, Mixture, parse_mixture
 from agent_stack.data.rlds import iterate_numpy
 from agent_stack.data.torch_dataset import RLDSWindowDataset, make_dataloader
 from agent_stack.normalization import TARGET_ACTION_DIM, TARGET_GRIPPER_INDEX
-from tests.data.conftest import IMAGE_SIZE, target_pose, write_dataset
+from tests.data.conftest import CONTACT_STEP, IMAGE_SIZE, target_pose, write_dataset
 
 LENGTHS = [5, 7, 4, 6, 5, 8]
 
@@ -58,16 +58,23 @@ def test_windows_hold_history_chunk_masks_and_normalised_values(dataset_dir):
         assert np.all(np.abs(sample["observation"]["state"]) <= 1.0)
 
 
-def test_target_action_space_yields_normalised_absolute_targets(dataset_dir, tmp_path):
+def test_target_action_space_yields_normalised_absolute_targets_and_the_contact_point(dataset_dir, tmp_path):
     mixture = Mixture(_config(dataset_dir, action_space="target"))
     statistics = mixture.statistics["agent_stack_test_with_wrist"]
     assert statistics.target.dim == TARGET_ACTION_DIM
     for sample in _samples(mixture):
         episode, t = _identity(sample)
         futures = np.minimum(np.arange(t, t + 4), LENGTHS[episode] - 1)  # past the end: hold the last target
-        raw = [[f, episode, 0.0, *quat_to_rot6d(target_pose(episode, f)[3:]), f % 2] for f in futures]
+        poses = [target_pose(episode, f) for f in futures]
+        raw = [[*pose[:3], *quat_to_rot6d(pose[3:]), f % 2] for pose, f in zip(poses, futures)]
         expected = statistics.target.normalize(np.array(raw, np.float32), skip=(TARGET_GRIPPER_INDEX,))
         np.testing.assert_allclose(sample["action"], expected, atol=1e-5)
+        # The first step within 1 cm of the lowest target, not the lowest (that comes 2 steps later)
+        contact = statistics.target.normalize(np.array([*target_pose(episode, CONTACT_STEP)[:3]] + [0.0] * 7,
+                                                       np.float32))[:3]
+        np.testing.assert_allclose(sample["contact_point"], contact, atol=1e-5)
+        start = sample["observation"]["start_image"]
+        assert start.shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3) and tuple(start[0, 0, 0, :2]) == (0, episode)
 
     without_targets = write_dataset(tmp_path / "b", LENGTHS, wrist=False)
     with pytest.raises(ValueError, match="record the end-effector target"):

@@ -8,7 +8,7 @@ import pytest
 from agent_stack.data.rlds import CorruptShardError, iterate_numpy, numpy_trajectory, open_rlds
 from agent_stack.data.rlds_writer import RLDSWriter
 from agent_stack.data.standardize import MissingKeyError, UnsupportedDatasetError, gripper_open_from_relative
-from tests.data.conftest import IMAGE_SIZE, WITH_WRIST, episode, features, write_dataset
+from tests.data.conftest import IMAGE_SIZE, WITH_WRIST, episode, features
 
 
 def test_episodes_read_back_standardised(dataset_dir):

@@ -60,12 +60,14 @@ class DiffusionConfig(JSONConfig):
     2022): the instruction picks which features, so the keypoints can follow the named block wherever it
     is, rather than a layout remembered with its instruction."""
     position_loss_weight: float = 0.0
-    """Weight of an auxiliary loss on the image encoder: regress, from the current frame's image features
-    and the goal, where the demonstrated chunk takes the end effector (the mean of its first three action
-    values, normalised). Levine et al. (2016) pretrained their spatial-softmax encoder on object positions;
-    this asks the same every step, labelled by the demonstration itself, so the keypoints must find what the
-    motion goes to rather than continue the motion the robot's pose or the image of its arm already shows.
-    0 leaves the paper's loss."""
+    """Weight of an auxiliary loss on the front camera's encoder: regress, from the features of the
+    episode's first front frame and the goal, the demonstration's contact point (the pipeline's
+    `contact_point` and `start_image`: its lowest end-effector target, where the hand meets the object;
+    'target' action space only). Levine et al. (2016) pretrained their spatial-softmax encoder on object
+    positions; this asks the same in every training window, labelled by the demonstration itself, so the
+    keypoints learn to find the object the episode is about, as the first chunk needs, rather than the arm,
+    which later frames show at the object. It must outweigh the DDPM loss to win the shared encoder (10
+    did on the tabletop pick_up data; 1 did not, docs/BENCHMARKS.md). 0 leaves the paper's loss."""
     spatial_keypoints: int = 32
     """Keypoints of the spatial softmax (each an expected (x, y) image coordinate)."""
     image_feature_dim: int = 64
@@ -132,8 +134,10 @@ class DiffusionConfig(JSONConfig):
                 or not 0.0 <= self.position_loss_weight < float("inf")):
             raise ValueError(f"DiffusionConfig.position_loss_weight must be a number >= 0, "
                              f"got {self.position_loss_weight!r}")
-        if self.position_loss_weight and not self.cameras:
-            raise ValueError("DiffusionConfig.position_loss_weight trains the image encoder: it needs cameras")
+        if self.position_loss_weight and ("image" not in self.cameras or self.action_space != "target"):
+            raise ValueError("DiffusionConfig.position_loss_weight trains the front camera's encoder on the "
+                             "contact point of the end-effector targets: it needs the 'image' camera and "
+                             "action_space 'target'")
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"DiffusionConfig.action_space must be one of {tuple(ACTION_SPACES)}, "
                              f"got {self.action_space!r}")

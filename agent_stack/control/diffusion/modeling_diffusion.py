@@ -286,7 +286,7 @@ class DiffusionModel(nn.Module):
         self.unet = ConditionalUnet1D(config)
         self.position_head = None
         if config.position_loss_weight:
-            features = len(config.cameras) * config.image_feature_dim + config.goal_dim
+            features = config.image_feature_dim + config.goal_dim
             self.position_head = nn.Sequential(nn.Linear(features, 256), nn.Mish(),
                                                nn.Linear(256, EE_TARGET_DIM))
         schedule = {"num_train_timesteps": config.num_train_timesteps, "beta_schedule": config.beta_schedule,
@@ -330,7 +330,7 @@ class DiffusionModel(nn.Module):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """DDPM loss (Eq. 5): || eps - eps_theta(sqrt(abar_k) x0 + sqrt(1 - abar_k) eps, k, obs) ||^2,
-        plus `position_loss_weight` x the encoder's position regression."""
+        plus `position_loss_weight` x the encoder's regression of the contact point."""
         clean = to_model_actions(batch["action"].float())
         observation, goal = batch["observation"], self.batch_goal(batch)
         images = {camera: observation[camera] for camera in self.config.cameras}
@@ -344,9 +344,11 @@ class DiffusionModel(nn.Module):
         mse = F.mse_loss(predicted, target)
         if self.position_head is None:
             return mse, {"mse": mse.detach()}
-        # Where the chunk goes, from the current frame's image features (and the goal) only: not the state
-        head_input = features[:, -1] if goal is None else torch.cat([features[:, -1], goal.float()], dim=-1)
-        position_mse = F.mse_loss(self.position_head(head_input), clean[..., :EE_TARGET_DIM].mean(dim=1))
+        # Where the hand meets the object, from the episode's first front frame: later frames show the arm
+        # already there, which the encoder would learn to find instead of the object.
+        start = self.image_encoders["image"](observation["start_image"], goal)[:, 0]
+        head_input = start if goal is None else torch.cat([start, goal.float()], dim=-1)
+        position_mse = F.mse_loss(self.position_head(head_input), batch["contact_point"].float())
         loss = mse + self.config.position_loss_weight * position_mse
         return loss, {"mse": mse.detach(), "position_mse": position_mse.detach()}
 
