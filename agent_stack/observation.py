@@ -27,6 +27,16 @@ def image_tensor(key: str, image, size: int, device: torch.device) -> torch.Tens
     return tensor
 
 
+def controller_target(observation: dict) -> np.ndarray:
+    """observation["ee_target"], the controller's current end-effector target (x y z, quaternion w x y z):
+    what a policy of absolute targets computes its delta action against."""
+    reference = np.asarray(observation.get("ee_target", ()), dtype=np.float64).reshape(-1)
+    if reference.shape != (7,) or not np.isfinite(reference).all():
+        raise ValueError("this policy predicts end-effector targets: act() needs observation['ee_target'], "
+                         "the controller's current target (x y z, quaternion w x y z)")
+    return reference
+
+
 def state_tensor(state, statistics: Statistics, dim: int, device: torch.device) -> torch.Tensor:
     """Proprioception as recorded -> (1, dim) normalised, zero-padded to `dim` as the data pipeline pads."""
     if state is None:

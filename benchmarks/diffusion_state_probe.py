@@ -53,7 +53,7 @@ from agent_stack.control.diffusion.configuration_diffusion import DiffusionConfi
 from agent_stack.control.diffusion.modeling_diffusion import to_model_actions
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics, Statistics
-from agent_stack.train.offline import parameter_groups, warmup_cosine
+from agent_stack.train.optimization import parameter_groups, warmup_cosine
 from sim.collect import ATTEMPTS_PER_EPISODE, episode_seed, episode_task
 from sim.evaluate import EvalPlan, run_episode
 from sim.experts import ExpertCommand, command_to_ee_delta, make_expert, top_down_quat

@@ -4,7 +4,8 @@ Subscribes `subgoal` (std_msgs/String, the language instruction), the cameras th
 with (`front_camera_topic`, `wrist_camera_topic`; sensor-data QoS) and `joint_states` (matched by name).
 While a subgoal is active it runs `VLAPolicy.act` at `rate_hz` and publishes `ee_target` (absolute pose in
 `frame_id`: the previous target moved by the action's delta with `agent_stack.control.osc.apply_ee_delta`,
-the rule the tabletop env integrates actions with) and `gripper_command` (0 closed … 1 open).
+the rule the tabletop env integrates actions with) and `gripper_command` (0 closed … 1 open). A policy of
+the 'target' action space gets that previous target as `ee_target` and returns the delta onto its own.
 
 `subgoal_status` (JSON) is published once per subgoal: "done" when the terminate probability exceeds
 `terminate_threshold`, "timeout" after `timeout_s`; the node then stops acting until a different subgoal
@@ -214,6 +215,7 @@ class VLANode(Node):
         arm = joints[0][:len(ARM_JOINT_NAMES)]
         if self.target is None:  # a new subgoal starts from where the hand is
             self.target = self.kinematics.forward(arm)
+        observation["ee_target"] = np.concatenate(self.target)  # what a policy of absolute targets moves
         began = time.monotonic()
         try:
             out = self.policy.act(observation)

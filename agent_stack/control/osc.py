@@ -218,6 +218,21 @@ def ee_delta_between(pos: np.ndarray, quat: np.ndarray, target_pos: np.ndarray,
     return np.concatenate([np.asarray(target_pos, dtype=float) - pos, orientation_error(quat, target_quat)])
 
 
+def target_to_action(reference: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The (7,) ee_delta action (delta, then gripper opening) that moves the controller's current target
+    `reference` (x y z, quaternion w x y z) onto `target` (x y z, quaternion, gripper opening): how a policy
+    that predicts absolute targets acts through the delta interface (the controller then clips it)."""
+    delta = ee_delta_between(reference[:3], reference[3:7], target[:3], target[3:7])
+    return np.append(delta, target[7]).astype(np.float32)
+
+
+def target_actions_to_poses(targets: np.ndarray) -> np.ndarray:
+    """(K, 10) target actions (x y z, 6-D rotation, gripper opening) -> (K, 8) x y z, quaternion w x y z,
+    gripper opening."""
+    quats = np.stack([rot6d_to_quat(row) for row in targets[:, 3:9]])
+    return np.concatenate([targets[:, :3], quats, targets[:, 9:]], axis=1).astype(np.float32)
+
+
 def quat_to_rot6d(quat: np.ndarray) -> np.ndarray:
     """The first two columns of the rotation matrix (6,): Zhou et al.'s continuous rotation representation
     (a quaternion jumps between q and -q, Euler angles wrap; these do neither)."""

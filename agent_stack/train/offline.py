@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ from agent_stack.data.standardize import dataset_entry
 from agent_stack.data.torch_dataset import RLDSWindowDataset, make_dataloader
 from agent_stack.normalization import DatasetStatistics
 from agent_stack.train.distributed import DistributedContext, setup_distributed, teardown_distributed
+from agent_stack.train.optimization import parameter_groups, warmup_cosine
 from agent_stack.train.state import (
     gather_parameter_digests,
     gather_rng_states,
@@ -95,25 +95,6 @@ class TrainConfig:
     @property
     def micro_batch_size(self) -> int:
         return self.batch_size // self.grad_accumulation
-
-
-def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
-    """LR multiplier: linear warmup, then cosine from 1 down to min_ratio at the last step."""
-    def multiplier(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return multiplier
-
-
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases, norms and learned embeddings (tensors with fewer than 2 dims)."""
-    decay, no_decay = [], []
-    for parameter in model.parameters():
-        if parameter.requires_grad:
-            (decay if parameter.ndim >= 2 and parameter.shape[0] > 1 else no_decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def to_device(batch, device: torch.device):

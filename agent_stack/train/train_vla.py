@@ -44,9 +44,9 @@ def train_vla(train: TrainConfig, model_config: VLAConfig, data: DataConfig, out
 # --- command line ----------------------------------------------------------------------------------------
 
 MODEL_FLAGS = {
-    "image_size": int, "history": int, "action_chunk": int, "action_head": str, "vision_backbone": str,
-    "vision_depth": int, "tokens_per_camera": int, "hidden_dim": int, "depth": int, "num_heads": int,
-    "dropout": float, "language_tokens": int,
+    "image_size": int, "history": int, "action_chunk": int, "action_space": str, "action_head": str,
+    "vision_backbone": str, "vision_depth": int, "tokens_per_camera": int, "hidden_dim": int, "depth": int,
+    "num_heads": int, "dropout": float, "language_tokens": int,
 }
 
 
@@ -73,6 +73,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, VLAConfig,
     model = VLAConfig.from_dict(model_fields)
     data = DataConfig(datasets=names, weights=weights, data_dir=args.data_dir, split=args.split,
                       image_size=model.image_size, history=model.history, action_chunk=model.action_chunk,
+                      action_space=model.action_space,
                       wrist_image="wrist_image" in model.cameras, augment=args.augment,
                       shuffle_buffer=args.shuffle_buffer, seed=args.seed if args.seed is not None else 0)
     return train_config_from_args(args), model, data

@@ -6,7 +6,7 @@ import dataclasses
 
 from agent_stack.configs import JSONConfig
 from agent_stack.language import EMBEDDING_DIM
-from agent_stack.normalization import ACTION_DIM
+from agent_stack.normalization import ACTION_SPACES
 
 ACTION_HEADS = ("discrete", "continuous")
 CAMERAS = ("image", "wrist_image")
@@ -24,6 +24,13 @@ class VLAConfig(JSONConfig):
     """Observation timesteps the transformer sees (RT-1 uses 6)."""
     action_chunk: int = 1
     """Actions predicted per step (K)."""
+    action_space: str = "delta"
+    """'delta': end-effector deltas, as datasets standardise them (DESIGN.md); 'target': the absolute
+    end-effector target pose each action commands (x y z, 6-D rotation, gripper), which the policy turns
+    into the delta from the controller's current target when it acts. A continuous head cannot regress
+    deltas that are mostly 0 and sometimes saturated, as the tabletop experts' are (L1 gives the median);
+    targets are smooth. The tabletop's recorded targets are the env's clipped ones, though, 5 cm a step
+    ahead of the last, so they too follow the arm (docs/BENCHMARKS.md, "VLA learning bar")."""
     action_head: str = "discrete"
     """'discrete': 256-bin tokens + cross-entropy (RT-1/RT-2/OpenVLA); 'continuous': L1 regression of
     the chunk (OpenVLA-OFT)."""
@@ -59,6 +66,9 @@ class VLAConfig(JSONConfig):
 
     def __post_init__(self) -> None:
         self.cameras = tuple(self.cameras)
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"VLAConfig.action_space must be one of {tuple(ACTION_SPACES)}, "
+                             f"got {self.action_space!r}")
         if self.action_head not in ACTION_HEADS:
             raise ValueError(f"VLAConfig.action_head must be one of {ACTION_HEADS}, got {self.action_head!r}")
         unknown = [c for c in self.cameras if c not in CAMERAS]
@@ -87,7 +97,7 @@ class VLAConfig(JSONConfig):
 
     @property
     def action_dim(self) -> int:
-        return ACTION_DIM
+        return ACTION_SPACES[self.action_space]
 
     @classmethod
     def vit_base(cls, **overrides) -> VLAConfig:

@@ -4,7 +4,7 @@
                                   └── prefix tokens (Octo)
     each camera, each timestep ── ViT patch tokens ── TokenLearner (RT-1: 81 -> 8) ── + camera/time embedding
     [language | obs t-H+1 (+ state) | ... | obs t (+ state) | readout] ── block-causal transformer
-    readout ── discrete head: K x 7 x 256 logits, cross-entropy   or   continuous head: K x 7, L1
+    readout ── discrete head: K x D x 256 logits, cross-entropy   or   continuous head: K x D, L1
             └─ terminate logit per chunk step, binary cross-entropy
 
 Observation tokens attend to the language prefix and to observation tokens of their own and earlier
@@ -109,7 +109,7 @@ class VLAModel(nn.Module):
         else:
             self.action_head = Mlp(width, hidden_features=width, out_features=chunk * config.action_dim)
         self.terminate_head = nn.Linear(width, chunk)
-        self.tokenizer = ActionTokenizer(config.num_bins)
+        self.tokenizer = ActionTokenizer(config.num_bins, action_dim=config.action_dim)
         for parameter in (self.camera_embedding, self.time_embedding, self.readout):
             nn.init.trunc_normal_(parameter, std=0.02)
 
@@ -176,8 +176,8 @@ class VLAModel(nn.Module):
         return self.norm(tokens[:, -1])
 
     def heads(self, readout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(action output, terminate logits (B, K)); the action output is logits (B, K, 7, bins) for the
-        discrete head and unit-range actions (B, K, 7) for the continuous one."""
+        """(action output, terminate logits (B, K)); the action output is logits (B, K, D, bins) for the
+        discrete head and unit-range actions (B, K, D) for the continuous one (D: 7 deltas or 10 targets)."""
         config = self.config
         shape = (readout.shape[0], config.action_chunk, config.action_dim)
         if config.action_head == "discrete":
@@ -217,7 +217,7 @@ class VLAModel(nn.Module):
         return loss, metrics
 
     def decode_actions(self, action_output: torch.Tensor) -> torch.Tensor:
-        """Heads' action output -> normalised actions (B, K, 7) (gripper as opening 0..1)."""
+        """Heads' action output -> normalised actions (B, K, D) (gripper as opening 0..1)."""
         if self.config.action_head == "discrete":
             return self.tokenizer.decode(action_output.argmax(-1))
         return self.tokenizer.from_unit(action_output)

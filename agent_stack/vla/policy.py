@@ -2,7 +2,9 @@
 
 It keeps the last `history` frames' image tokens (a frame's tokens depend only on that frame and the
 instruction), so each step runs the ViT on the new frame only. Inputs and outputs are in robot units:
-images uint8, state as recorded, actions as the dataset's end-effector deltas with the gripper opening.
+images uint8, state as recorded, actions as the dataset's end-effector deltas with the gripper opening. A
+policy of the 'target' action space predicts target poses and acts with the delta that moves the
+controller's current target (`observation["ee_target"]`) onto the first of them.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from agent_stack.checkpoint import (
     resolve_checkpoint,
     save_policy_files,
 )
+from agent_stack.control.osc import target_actions_to_poses, target_to_action
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics
-from agent_stack.observation import image_tensor, state_tensor
+from agent_stack.observation import controller_target, image_tensor, state_tensor
 from agent_stack.vla.configuration_vla import VLAConfig
 from agent_stack.vla.modeling_vla import VLAModel
 
@@ -33,7 +36,8 @@ class VLAOutput:
     action: np.ndarray
     """(7,) the action to execute now: dx dy dz droll dpitch dyaw (base frame, m and rad) + gripper opening."""
     chunk: np.ndarray
-    """(K, 7) the whole predicted chunk, `action` first."""
+    """The whole predicted chunk: (K, 7) deltas, `action` first; for the 'target' action space (K, 8)
+    target poses (x y z, quaternion w x y z, gripper opening), `action` reaching the first."""
     terminate: float
     """Probability that the instruction is done."""
 
@@ -83,10 +87,12 @@ class VLAPolicy:
 
     @torch.inference_mode()
     def act(self, observation: dict) -> VLAOutput:
-        """observation: camera keys of the config ("image", optional "wrist_image") as uint8 (H, W, 3), and
-        "state" when the model uses proprioception. Returns the next action in robot units."""
+        """observation: camera keys of the config ("image", optional "wrist_image") as uint8 (H, W, 3),
+        "state" when the model uses proprioception, and "ee_target" (the controller's current target, x y z
+        and quaternion w x y z) for the 'target' action space. Returns the next action in robot units."""
         if self._language is None:
             raise RuntimeError("call reset(instruction) before act()")
+        reference = controller_target(observation) if self.config.action_space == "target" else None
         images, has_camera = {}, {}
         for key in self.config.cameras:
             image = observation.get(key)
@@ -104,8 +110,12 @@ class VLAPolicy:
         action_output, terminate_logits = self.model.heads(
             self.model.readout_embedding(frame_tokens, frame_valid, self._language, state))
         normalized = self.model.decode_actions(action_output)[0].cpu().numpy()
-        chunk = self.statistics.denormalize_action(normalized).astype(np.float32)
-        return VLAOutput(action=chunk[0], chunk=chunk, terminate=float(torch.sigmoid(terminate_logits[0, 0])))
+        terminate = float(torch.sigmoid(terminate_logits[0, 0]))
+        if reference is None:
+            chunk = self.statistics.denormalize_action(normalized).astype(np.float32)
+            return VLAOutput(action=chunk[0], chunk=chunk, terminate=terminate)
+        poses = target_actions_to_poses(self.statistics.denormalize_target(normalized))
+        return VLAOutput(action=target_to_action(reference, poses[0]), chunk=poses, terminate=terminate)
 
     def _image(self, key: str, image) -> torch.Tensor:
         return image_tensor(key, image, self.config.image_size, self.device)

@@ -227,7 +227,10 @@ def test_stale_images_and_joint_states_hold_the_policy(make_node, monkeypatch):
     feed(node)
     node.tick()
     assert len(seen) == 1 and len(node.sent["ee_target"]) == 1
-    assert set(seen[0]) == {"image", "wrist_image", "state"} and seen[0]["image"].shape == (48, 64, 3)
+    assert set(seen[0]) == {"image", "wrist_image", "state", "ee_target"}
+    assert seen[0]["image"].shape == (48, 64, 3)
+    # The target the action will move (a new subgoal's starts at the measured hand pose), for target policies.
+    assert seen[0]["ee_target"].shape == (7,) and np.isclose(np.linalg.norm(seen[0]["ee_target"][3:]), 1.0)
 
 
 # --- acting ----------------------------------------------------------------------------------------------
@@ -271,7 +274,7 @@ def test_a_missing_camera_is_masked(make_node, monkeypatch):
     feed(node)
     node.on_subgoal(String(data=INSTRUCTION))
     node.tick()
-    assert set(seen[0]) == {"image", "state"}
+    assert set(seen[0]) == {"image", "state", "ee_target"}
     with pytest.raises(StartupError, match="camera"):
         make_node(wrist_camera_topic="", front_camera_topic="")
 

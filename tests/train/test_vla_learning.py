@@ -9,7 +9,7 @@ import torch
 
 from agent_stack.data.pipeline import DataConfig
 from agent_stack.data.torch_dataset import RLDSWindowDataset
-from agent_stack.train.offline import parameter_groups
+from agent_stack.train.optimization import parameter_groups
 from agent_stack.vla import VLAConfig, VLAModel
 
 pytestmark = pytest.mark.slow

@@ -5,10 +5,12 @@ from agent_stack.normalization import GRIPPER_INDEX
 from agent_stack.vla import ActionTokenizer
 
 
-def test_every_bin_decodes_to_a_value_that_encodes_back_to_it():
-    tokenizer = ActionTokenizer(256)
-    bins = torch.arange(256)[:, None].expand(-1, 7)
+@pytest.mark.parametrize("action_dim", [7, 10])  # deltas, targets
+def test_every_bin_decodes_to_a_value_that_encodes_back_to_it(action_dim):
+    tokenizer = ActionTokenizer(256, action_dim=action_dim)
+    bins = torch.arange(256)[:, None].expand(-1, action_dim)
     assert torch.equal(tokenizer.encode(tokenizer.decode(bins)), bins)
+    assert tokenizer.low[-1] == 0.0 and bool((tokenizer.low[:-1] == -1.0).all())  # the gripper is last
 
 
 def test_decode_of_encode_is_within_half_a_bin():

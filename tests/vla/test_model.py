@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from agent_stack.checkpoint import WEIGHTS_FILE
+from agent_stack.control.osc import apply_ee_delta
 from agent_stack.normalization import DatasetStatistics, Statistics
 from agent_stack.vla import VLAConfig, VLAModel, VLAPolicy
 
@@ -16,11 +17,14 @@ TINY = {"image_size": SIZE, "vision_depth": 1, "hidden_dim": 32, "depth": 2, "nu
         "state_dim": 14, "dropout": 0.0}
 
 
-def make_batch(batch=3, history=2, chunk=1, seed=0):
+def make_batch(batch=3, history=2, chunk=1, seed=0, action_dim=7):
     g = torch.Generator().manual_seed(seed)
-    image = lambda: torch.randint(0, 256, (batch, history, SIZE, SIZE, 3), dtype=torch.uint8, generator=g)
-    action = torch.rand(batch, chunk, 7, generator=g) * 2 - 1
-    action[..., 6] = (action[..., 6] > 0).float()
+
+    def image():
+        return torch.randint(0, 256, (batch, history, SIZE, SIZE, 3), dtype=torch.uint8, generator=g)
+
+    action = torch.rand(batch, chunk, action_dim, generator=g) * 2 - 1
+    action[..., -1] = (action[..., -1] > 0).float()
     return {
         "observation": {"image": image(), "wrist_image": image(), "state": torch.randn(batch, history, 14, generator=g),
                         "pad_mask": torch.ones(batch, history, dtype=torch.bool),
@@ -31,19 +35,20 @@ def make_batch(batch=3, history=2, chunk=1, seed=0):
     }
 
 
+@pytest.mark.parametrize("action_space,action_dim", [("delta", 7), ("target", 10)])
 @pytest.mark.parametrize("head", ["discrete", "continuous"])
-def test_both_heads_give_a_finite_loss_and_gradients_everywhere(head):
+def test_both_heads_give_a_finite_loss_and_gradients_everywhere(head, action_space, action_dim):
     torch.manual_seed(0)
-    model = VLAModel(VLAConfig(**TINY, action_head=head, action_chunk=3))
-    loss, metrics = model(make_batch(chunk=3))
+    model = VLAModel(VLAConfig(**TINY, action_head=head, action_chunk=3, action_space=action_space))
+    loss, metrics = model(make_batch(chunk=3, action_dim=action_dim))
     loss.backward()
     assert torch.isfinite(loss) and set(metrics) >= {"action_loss", "terminate_loss"}
     no_grad = [n for n, p in model.named_parameters() if p.grad is None]
     assert no_grad == [], no_grad
-    action_output, terminate = model.outputs(make_batch(chunk=3))
-    expected = (3, 3, 7, 256) if head == "discrete" else (3, 3, 7)
+    action_output, terminate = model.outputs(make_batch(chunk=3, action_dim=action_dim))
+    expected = (3, 3, action_dim, 256) if head == "discrete" else (3, 3, action_dim)
     assert action_output.shape == expected and terminate.shape == (3, 3)
-    assert model.decode_actions(action_output).shape == (3, 3, 7)
+    assert model.decode_actions(action_output).shape == (3, 3, action_dim)
 
 
 def test_padded_frames_and_missing_cameras_do_not_change_the_output():
@@ -83,6 +88,8 @@ def test_instruction_changes_the_output_through_film_and_prefix():
 def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="action_head"):
         VLAConfig(action_head="diffusion")
+    with pytest.raises(ValueError, match="action_space"):
+        VLAConfig(action_space="joint")
     with pytest.raises(ValueError, match="cameras"):
         VLAConfig(cameras=("left",))
     with pytest.raises(ValueError, match="film=True or language_tokens"):
@@ -98,7 +105,10 @@ def statistics() -> DatasetStatistics:
                         p01=[-0.04] * 6 + [0.0], p99=[0.04] * 6 + [1.0])
     state = Statistics(mean=[0.0] * 14, std=[1.0] * 14, min=[-1.0] * 14, max=[1.0] * 14, p01=[-1.0] * 14,
                        p99=[1.0] * 14)
-    return DatasetStatistics("test", "train", "x", 1, 10, action, state)
+    # Targets: x y z within 0.3..0.7 / -0.2..0.2 / 0.0..0.4 m, the 6-D rotation within -1..1, the gripper.
+    low, high = [0.3, -0.2, 0.0] + [-1.0] * 6 + [0.0], [0.7, 0.2, 0.4] + [1.0] * 6 + [1.0]
+    target = Statistics(mean=[0.0] * 10, std=[1.0] * 10, min=low, max=high, p01=low, p99=high)
+    return DatasetStatistics("test", "train", "x", 1, 10, action, state, target)
 
 
 def test_policy_with_cached_frames_matches_the_batched_model(tmp_path):
@@ -149,6 +159,29 @@ def test_policy_rejects_bad_observations_and_resizes_other_sizes(tmp_path):
     assert out.action.shape == (7,)
     with pytest.raises(ValueError, match="instruction"):
         policy.reset("  ")
+
+
+def test_a_target_policy_moves_the_controller_target_onto_its_predicted_pose(tmp_path):
+    torch.manual_seed(0)
+    model = VLAModel(VLAConfig(**TINY, action_space="target", action_chunk=2))
+    VLAPolicy(model, statistics()).save_pretrained(tmp_path)
+    policy = VLAPolicy.from_pretrained(tmp_path)
+    policy.reset("pick up the red block")
+    observation = {"image": np.zeros((SIZE, SIZE, 3), np.uint8), "state": np.zeros(14)}
+    with pytest.raises(ValueError, match="ee_target"):
+        policy.act(observation)
+    reference = np.array([0.5, 0.0, 0.2, 1.0, 0.0, 0.0, 0.0])
+    out = policy.act({**observation, "ee_target": reference})
+    assert out.chunk.shape == (2, 8)  # x y z, quaternion, gripper
+    first = out.chunk[0]
+    assert np.all(first[:3] >= [0.3, -0.2, 0.0]) and np.all(first[:3] <= [0.7, 0.2, 0.4])
+    np.testing.assert_allclose(np.linalg.norm(first[3:7]), 1.0, atol=1e-5)
+    # The delta, applied to the reference as the controller applies it (unclipped), lands on the pose.
+    position, quat = apply_ee_delta(reference[:3], reference[3:], out.action[:6], np.inf, np.inf,
+                                    np.full(3, -np.inf), np.full(3, np.inf))
+    np.testing.assert_allclose(position, first[:3], atol=1e-5)
+    assert abs(float(np.dot(quat, first[3:7]))) == pytest.approx(1.0, abs=1e-5)
+    assert out.action[6] == first[7]
 
 
 def test_checkpoint_errors_are_clear(tmp_path):

@@ -29,10 +29,10 @@ from agent_stack.checkpoint import (
 )
 from agent_stack.control.diffusion.configuration_diffusion import EE_TARGET_DIM, DiffusionConfig
 from agent_stack.control.diffusion.modeling_diffusion import DiffusionModel, from_model_actions
-from agent_stack.control.osc import ee_delta_between, rot6d_to_quat
+from agent_stack.control.osc import target_actions_to_poses, target_to_action
 from agent_stack.language import InstructionEncoder
 from agent_stack.normalization import DatasetStatistics
-from agent_stack.observation import image_tensor, state_tensor
+from agent_stack.observation import controller_target, image_tensor, state_tensor
 
 
 @dataclass(frozen=True)
@@ -154,33 +154,20 @@ class DiffusionPolicy:
         normalized = from_model_actions(self.model.sample(cond, self.generator))[0].cpu().numpy()
         if self.config.action_space == "delta":
             return self.statistics.denormalize_action(normalized).astype(np.float32)
-        targets = self.statistics.denormalize_target(normalized)
-        quats = np.stack([rot6d_to_quat(row) for row in targets[:, 3:9]])
-        return np.concatenate([targets[:, :3], quats, targets[:, 9:]], axis=1).astype(np.float32)
+        return target_actions_to_poses(self.statistics.denormalize_target(normalized))
 
     def act(self, observation: dict) -> np.ndarray:
         """Observe, and return the next (7,) ee_delta action, denoising a new chunk when the last Ta ran out.
         A 'target' policy needs `observation["ee_target"]`: the pose (x y z, quaternion w x y z) the
         returned delta will move, i.e. the controller's current end-effector target."""
-        reference = _reference_pose(observation) if self.config.action_space == "target" else None
+        reference = controller_target(observation) if self.config.action_space == "target" else None
         self.observe(observation)
         if not self._queue:
             self._queue.extend(self.predict(self.snapshot())[:self.config.action_steps])
         action = self._queue.popleft()
         if reference is None:
             return action
-        # The controller applies this delta to its target with its own clipping (osc.apply_ee_delta).
-        delta = ee_delta_between(reference[:3], reference[3:], action[:3], action[3:7])
-        return np.append(delta, action[7]).astype(np.float32)
-
-
-def _reference_pose(observation: dict) -> np.ndarray:
-    reference = np.asarray(observation.get("ee_target", ()), dtype=np.float64).reshape(-1)
-    if reference.shape != (7,) or not np.isfinite(reference).all():
-        raise ValueError("this policy predicts end-effector targets: act() needs observation['ee_target'], "
-                         "the controller's current target (x y z, quaternion w x y z)")
-    return reference
-
+        return target_to_action(reference, action)
 
 
 def save_pretrained(directory: Path, model: DiffusionModel, statistics: DatasetStatistics,
