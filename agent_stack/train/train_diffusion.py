@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "records them: tabletop 1.2.0 or later)")
     parser.add_argument("--vision-film", action="store_true", default=None,
                         help="FiLM the image encoder's stages on the goal (the instruction picks features)")
+    parser.add_argument("--contact-conditioning", action="store_true", default=None,
+                        help="condition the denoiser on the contact point: the demonstration's in training, "
+                        "the position head's from the first frame when acting (needs --position-loss-weight)")
     parser.add_argument("--no-state", action="store_true",
                         help="condition on the cameras and goal only: from its own proprioception a policy "
                         "can copy the demonstrated motion instead of looking where the object is (the "
@@ -87,6 +90,8 @@ def model_config_from_args(args: argparse.Namespace, state_dim: int) -> Diffusio
                                  f"{kind.__name__} values") from None
     if args.vision_film:
         fields["vision_film"] = True
+    if args.contact_conditioning:
+        fields["contact_conditioning"] = True
     if args.goal is not None:
         fields.update(goal=args.goal, goal_dim=DiffusionConfig.goal_dim_of(args.goal))
     if args.action_space is not None:

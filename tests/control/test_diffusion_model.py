@@ -44,6 +44,17 @@ def statistics(dim: int = 14) -> DatasetStatistics:
     return DatasetStatistics("agent_stack_tabletop", "train", "x", 1, 10, stats(7), stats(dim))
 
 
+def fit(model: DiffusionModel, make_batch, steps: int) -> None:
+    """AdamW at 3e-3 on `make_batch(step)` for `steps` steps, then evaluation mode."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(steps):
+        loss, _ = model(make_batch(step))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+
 @pytest.mark.parametrize("overrides, field", [
     ({"action_steps": 20}, "action_steps"),
     ({"pred_horizon": 10}, "pred_horizon"),
@@ -63,6 +74,8 @@ def statistics(dim: int = 14) -> DatasetStatistics:
     ({"position_loss_weight": 1.0, "cameras": ("wrist_image",), "action_space": "target", "action_dim": 10},
      "'image' camera"),
     ({"position_loss_weight": 1.0}, "action_space 'target'"),
+    ({"contact_conditioning": 1}, "contact_conditioning"),
+    ({"contact_conditioning": True, "action_space": "target", "action_dim": 10}, "position_loss_weight > 0"),
     ({"num_inference_steps": 200}, "num_inference_steps"),
     ({"action_space": "joint"}, "action_space"),
     ({"action_space": "target"}, "action_dim 10"),
@@ -194,18 +207,81 @@ def test_position_loss_teaches_the_encoder_where_the_contact_point_is():
         return {"observation": observation, "action": action, "contact_point": contact}
 
     model = DiffusionModel(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for step in range(150):
-        loss, _ = model(squares(32, seed=step))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
+    fit(model, lambda step: squares(32, seed=step), steps=150)
     with torch.no_grad():
         _, held_out = model(squares(64, seed=10_000))
     # A head blind to the square scores the variance of the position, about 0.16 (x and y uniform over
     # [-0.88, 0.81], z = 0, averaged over the three).
     assert held_out["position_mse"] < 0.02
+
+
+CONTACT = dict(TINY, cameras=("image",), crop_size=32, state_dim=0, vision_backbone="keypoint_gn",
+               vision_widths=(16,), action_space="target", action_dim=10, position_loss_weight=1.0,
+               contact_conditioning=True)
+
+
+def test_contact_conditioned_denoiser_learns_to_go_where_it_is_told():
+    """Every chunk holds the contact point, in x y z, at every step; the frames are blank, so only the
+    condition tells where. Trained on the demonstrations' contact points (teacher forcing), the sampled
+    chunks must follow new contact points; the condition's last 3 values are the contact point. The network
+    regresses the clean chunk (`prediction_type="sample"`), which learns the condition's effect in a few
+    hundred steps; with the paper's epsilon a model this small needs thousands."""
+    torch.manual_seed(0)
+    config = DiffusionConfig(**CONTACT, prediction_type="sample")
+    unconditioned = DiffusionConfig(**{**CONTACT, "contact_conditioning": False})
+    assert config.global_cond_dim == unconditioned.global_cond_dim + 3
+
+    def batch(size: int, seed: int) -> dict:
+        generator = torch.Generator().manual_seed(seed)
+        contact = torch.rand(size, 3, generator=generator) * 1.6 - 0.8
+        action = torch.zeros(size, config.pred_horizon, 10)
+        action[..., :3] = contact[:, None]
+        images = torch.zeros(size, config.obs_horizon, 32, 32, 3, dtype=torch.uint8)
+        return {"observation": {"image": images, "start_image": images[:, :1]}, "action": action,
+                "contact_point": contact}
+
+    model = DiffusionModel(config)
+    with pytest.raises(ValueError, match="contact point: pass it"):
+        model.global_condition({"image": batch(1, 0)["observation"]["image"]}, None, None)
+    fit(model, lambda step: batch(32, seed=step), steps=200)
+    held_out = batch(32, seed=10_000)
+    cond = model.batch_condition(held_out)
+    assert torch.equal(cond[:, -3:], held_out["contact_point"])
+    chunk = model.sample(cond, torch.Generator().manual_seed(0))
+    error = (chunk[..., :3].mean(dim=1) - held_out["contact_point"]).abs().mean()
+    spread = (held_out["contact_point"] - held_out["contact_point"].mean(dim=0)).abs().mean()
+    assert error < 0.25 * spread, (error, spread)  # blind to the condition, it could only do the mean
+
+
+def test_policy_reads_the_contact_point_from_the_episodes_first_frame():
+    config = DiffusionConfig(**CONTACT)
+    target = Statistics(mean=[0.0] * 10, std=[1.0] * 10, min=[-1.0] * 10, max=[1.0] * 10,
+                        p01=[0.3, -0.2, 0.05] + [-1.0] * 7, p99=[0.6, 0.2, 0.3] + [1.0] * 7)
+    policy = DiffusionPolicy(DiffusionModel(config), dataclasses.replace(statistics(), target=target))
+    rng = np.random.default_rng(0)
+    first, later = (rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2))
+    assert policy.contact_point is None
+
+    def head(frame: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            return policy.model.predict_contact(torch.from_numpy(frame)[None, None], None)
+
+    policy.reset()
+    policy.observe({"image": first})
+    policy.observe({"image": later})
+    snapshot = policy.snapshot()
+    assert torch.equal(snapshot.contact, head(first))  # held for the episode, not re-read from later frames
+    expected = 0.45 + 0.15 * head(first)[0].numpy()  # p01/p99 of x: 0.3 / 0.6 m
+    assert np.isclose(policy.contact_point[0], expected[0], atol=1e-6)
+    policy.generator.manual_seed(1)
+    chunk = policy.predict(snapshot)
+    policy.generator.manual_seed(1)
+    moved = policy.predict(dataclasses.replace(snapshot, contact=snapshot.contact + 0.5))
+    assert not np.allclose(chunk, moved)  # the denoiser reads it
+    policy.reset()
+    assert policy.contact_point is None
+    policy.observe({"image": later})
+    assert torch.equal(policy.snapshot().contact, head(later))
 
 
 def test_ddim_with_the_exact_noise_recovers_the_chunk():

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from agent_stack.checkpoint import checkpoint_steps
 from agent_stack.control.diffusion import DiffusionPolicy
@@ -17,6 +18,8 @@ from tests.train.test_train_vla import ENV, tensors_equal
 TINY = ("--image-size", "64", "--crop-size", "56", "--vision-widths", "16,16,32,32", "--down-dims", "16,32",
         "--pred-horizon", "8", "--action-steps", "4", "--diffusion-step-embed-dim", "16", "--batch-size", "4",
         "--shuffle-buffer", "32", "--warmup-steps", "2", "--no-progress")
+REPOSITORY = Path(__file__).resolve().parents[2]
+CONTACT_HEAD_BENCHMARK = REPOSITORY / "benchmarks" / "diffusion_contact_head.py"
 
 
 def test_train_resume_and_evaluate(tiny_tabletop_dataset, tmp_path):
@@ -48,23 +51,34 @@ def test_train_resume_and_evaluate(tiny_tabletop_dataset, tmp_path):
     assert len(list((evaluation / "videos").glob("*.mp4"))) == 1
 
 
-def test_target_action_space_film_keypoint_encoder_no_state_and_position_loss_train_and_evaluate(
+def test_target_action_space_film_keypoint_encoder_no_state_and_contact_conditioning_train_and_evaluate(
         tiny_tabletop_dataset, tmp_path):
     out = tmp_path / "target"
     assert train_control.main(["--algo", "diffusion", "--data", str(tiny_tabletop_dataset), "--out", str(out),
                                "--steps", "2", "--save-every", "2", "--action-space", "target", "--cameras",
                                "image", *TINY, "--vision-backbone", "keypoint_gn", "--vision-widths", "16",
-                               "--vision-film", "--no-state", "--position-loss-weight", "1"]) == 0
+                               "--vision-film", "--no-state", "--position-loss-weight", "1",
+                               "--contact-conditioning"]) == 0
     policy = DiffusionPolicy.from_pretrained(out)
     assert policy.config.action_space == "target" and policy.config.action_dim == 10
     assert policy.config.vision_backbone == "keypoint_gn" and policy.config.vision_film
     assert policy.config.state_dim == 0 and policy.config.position_loss_weight == 1.0
+    assert policy.config.contact_conditioning
     assert policy.statistics.target is not None and policy.statistics.target.dim == 10
     # The evaluation hands the policy the env's end-effector target, to turn its targets into deltas.
     evaluation = tmp_path / "eval"
     assert evaluate(["control", "--algo", "diffusion", "--checkpoint", str(out), "--tasks", "pick_up",
                      "--episodes", "1", "--max-steps", "6", "--videos", "0", "--out", str(evaluation)]) == 0
     assert json.loads((evaluation / "summary.json").read_text())["episodes"][0]["steps"] == 6
+    # The benchmark that checks the head on the evaluation episodes' first frames reads this checkpoint.
+    result = tmp_path / "contact_head.json"
+    completed = subprocess.run([sys.executable, str(CONTACT_HEAD_BENCHMARK), "--checkpoint", str(out),
+                                "--episodes", "2", "--out", str(result)], capture_output=True, text=True,
+                               cwd=REPOSITORY, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    written = json.loads(result.read_text())
+    (head,) = written["heads"]
+    assert written["episodes"] == 2 and head["step"] == 2 and head["median_error_cm"] >= 0
 
 
 def test_bad_invocations_fail_with_one_line(tiny_tabletop_dataset, tmp_path, capsys):

@@ -68,6 +68,13 @@ class DiffusionConfig(JSONConfig):
     keypoints learn to find the object the episode is about, as the first chunk needs, rather than the arm,
     which later frames show at the object. It must outweigh the DDPM loss to win the shared encoder (10
     did on the tabletop pick_up data; 1 did not, docs/BENCHMARKS.md). 0 leaves the paper's loss."""
+    contact_conditioning: bool = False
+    """Condition the denoiser on the contact point as well: the demonstration's in training, the position
+    head's prediction from the episode's first front frame when acting. The policy then splits into where
+    (the head: which object the instruction names, and where it is) and how (the denoiser: the motion to
+    it), as keypoint-conditioned skills do (KITE, Sundaresan et al. 2023). From object states, told the
+    named block's pose an MLP solved 40 of 40 held-out pick-ups, seeing every block 3 of 40
+    (docs/BENCHMARKS.md, "Absolute targets in the committed probe"). Needs `position_loss_weight` > 0."""
     spatial_keypoints: int = 32
     """Keypoints of the spatial softmax (each an expected (x, y) image coordinate)."""
     image_feature_dim: int = 64
@@ -138,6 +145,12 @@ class DiffusionConfig(JSONConfig):
             raise ValueError("DiffusionConfig.position_loss_weight trains the front camera's encoder on the "
                              "contact point of the end-effector targets: it needs the 'image' camera and "
                              "action_space 'target'")
+        if not isinstance(self.contact_conditioning, bool):
+            raise ValueError(f"DiffusionConfig.contact_conditioning must be true or false, "
+                             f"got {self.contact_conditioning!r}")
+        if self.contact_conditioning and not self.position_loss_weight:
+            raise ValueError("DiffusionConfig.contact_conditioning acts on the position head's contact "
+                             "point: it needs position_loss_weight > 0")
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"DiffusionConfig.action_space must be one of {tuple(ACTION_SPACES)}, "
                              f"got {self.action_space!r}")
@@ -179,4 +192,5 @@ class DiffusionConfig(JSONConfig):
     @property
     def global_cond_dim(self) -> int:
         per_frame = len(self.cameras) * self.image_feature_dim + self.state_dim
-        return self.obs_horizon * per_frame + self.goal_dim
+        contact = EE_TARGET_DIM if self.contact_conditioning else 0
+        return self.obs_horizon * per_frame + self.goal_dim + contact

@@ -4,6 +4,7 @@ Diffusion"), trained on the data pipeline's windows.
     each camera, frames t-To+1 .. t ── ResNet-18 (GroupNorm) ── spatial softmax ── linear  (Sec. 3.2, 4)
         (or `keypoint_gn`: stages at half the image resolution; either optionally FiLM-ed on the goal)
     [image features, normalised state] per frame ++ goal (instruction embedding) = global condition
+        (++ the contact point: the demonstration's in training, the position head's when acting)
     noisy chunk (Tp x 7) ── 1-D temporal U-Net, FiLM on (condition, diffusion step) ── epsilon   (Sec. 3.3)
 
 Training is DDPM (Ho et al. 2020): add noise of a random step k to the normalised chunk and regress the
@@ -301,9 +302,11 @@ class DiffusionModel(nn.Module):
                          dim=-1)
 
     def global_condition(self, images: dict[str, torch.Tensor], state: torch.Tensor | None,
-                         goal: torch.Tensor | None, features: torch.Tensor | None = None) -> torch.Tensor:
-        """images: camera -> (B, To, S, S, 3) uint8; state (B, To, D) normalised; goal (B, G) -> (B, G');
-        `features`: the `image_features` already computed."""
+                         goal: torch.Tensor | None, contact: torch.Tensor | None = None,
+                         features: torch.Tensor | None = None) -> torch.Tensor:
+        """images: camera -> (B, To, S, S, 3) uint8; state (B, To, D) normalised; goal (B, G); contact (B, 3)
+        normalised, for `contact_conditioning` -> (B, G'); `features`: the `image_features` already
+        computed."""
         per_frame = []
         if self.config.cameras:
             per_frame.append(self.image_features(images, goal) if features is None else features)
@@ -312,7 +315,18 @@ class DiffusionModel(nn.Module):
         parts = [torch.cat(per_frame, dim=-1).flatten(1)]
         if self.config.goal_dim:
             parts.append(goal.float())
+        if self.config.contact_conditioning:
+            if contact is None:
+                raise ValueError("this denoiser is conditioned on the contact point: pass it")
+            parts.append(contact.float())
         return torch.cat(parts, dim=-1)
+
+    def predict_contact(self, start_image: torch.Tensor, goal: torch.Tensor | None) -> torch.Tensor:
+        """The position head: the episode's first front frame (B, 1, S, S, 3) uint8 and the goal (B, G) ->
+        the contact point (B, 3), normalised as the targets are. The first frame, because later frames show
+        the arm already at the object, which the encoder would learn to find instead."""
+        start = self.image_encoders["image"](start_image, goal)[:, 0]
+        return self.position_head(start if goal is None else torch.cat([start, goal.float()], dim=-1))
 
     def batch_goal(self, batch: dict) -> torch.Tensor | None:
         """The goal of a data-pipeline batch (`instruction_embedding` for a language goal)."""
@@ -325,8 +339,9 @@ class DiffusionModel(nn.Module):
     def batch_condition(self, batch: dict) -> torch.Tensor:
         """The global condition of a data-pipeline batch."""
         observation = batch["observation"]
-        return self.global_condition({camera: observation[camera] for camera in self.config.cameras},
-                                     observation.get("state"), self.batch_goal(batch))
+        images = {camera: observation[camera] for camera in self.config.cameras}
+        return self.global_condition(images, observation.get("state"), self.batch_goal(batch),
+                                     batch.get("contact_point"))
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """DDPM loss (Eq. 5): || eps - eps_theta(sqrt(abar_k) x0 + sqrt(1 - abar_k) eps, k, obs) ||^2,
@@ -335,7 +350,9 @@ class DiffusionModel(nn.Module):
         observation, goal = batch["observation"], self.batch_goal(batch)
         images = {camera: observation[camera] for camera in self.config.cameras}
         features = self.image_features(images, goal) if self.config.cameras else None
-        cond = self.global_condition(images, observation.get("state"), goal, features)
+        # contact conditioning is teacher-forced: the demonstration's contact point, not the head's guess
+        cond = self.global_condition(images, observation.get("state"), goal, batch.get("contact_point"),
+                                     features)
         noise = torch.randn_like(clean)
         steps = torch.randint(0, self.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
         noisy = self.train_scheduler.add_noise(clean, noise, steps)
@@ -344,11 +361,8 @@ class DiffusionModel(nn.Module):
         mse = F.mse_loss(predicted, target)
         if self.position_head is None:
             return mse, {"mse": mse.detach()}
-        # Where the hand meets the object, from the episode's first front frame: later frames show the arm
-        # already there, which the encoder would learn to find instead of the object.
-        start = self.image_encoders["image"](observation["start_image"], goal)[:, 0]
-        head_input = start if goal is None else torch.cat([start, goal.float()], dim=-1)
-        position_mse = F.mse_loss(self.position_head(head_input), batch["contact_point"].float())
+        contact = self.predict_contact(observation["start_image"], goal)
+        position_mse = F.mse_loss(contact, batch["contact_point"].float())
         loss = mse + self.config.position_loss_weight * position_mse
         return loss, {"mse": mse.detach(), "position_mse": position_mse.detach()}
 

@@ -8,7 +8,9 @@ previous chunk (`agent_stack.control.diffusion.chunking`).
 
 A policy of the 'target' action space denoises absolute end-effector targets; `act` turns each into the
 delta that moves the controller's current target (`observation["ee_target"]`) onto it, so it drives the
-same ee_delta interface as every other policy.
+same ee_delta interface as every other policy. A policy with the position head reads the contact point
+from the first observation after `reset` (`contact_point`); a `contact_conditioning` one conditions every
+chunk of the episode on it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Snapshot:
     """(1, To, D) normalised"""
     goal: torch.Tensor | None
     """(1, G)"""
+    contact: torch.Tensor | None
+    """(1, 3) normalised: the position head's contact point for this episode (None without the head)"""
 
 
 class DiffusionPolicy:
@@ -64,6 +68,7 @@ class DiffusionPolicy:
         self._goal: torch.Tensor | None = None
         self._target: np.ndarray | None = None
         self._position: np.ndarray | None = None
+        self._contact: torch.Tensor | None = None
         self._history: deque[tuple[dict[str, torch.Tensor], torch.Tensor | None]] = deque(
             maxlen=self.config.obs_horizon)
         self._queue: deque[np.ndarray] = deque()
@@ -72,6 +77,17 @@ class DiffusionPolicy:
     def control_hz(self) -> float | None:
         """Rate of the demonstrations the policy learned from (act at this rate), when known."""
         return self.metadata.get("control_hz")
+
+    @property
+    def contact_point(self) -> np.ndarray | None:
+        """Where the position head (`position_loss_weight` > 0) expects the hand to meet the object in this
+        episode (x y z, metres, base frame), read from the first observation after `reset`; None before it
+        and for a policy without the head. A `contact_conditioning` policy acts on it."""
+        if self._contact is None:
+            return None
+        normalized = np.zeros(self.config.action_dim, np.float32)
+        normalized[:EE_TARGET_DIM] = self._contact[0].cpu().numpy()
+        return self.statistics.denormalize_target(normalized)[:EE_TARGET_DIM]
 
     # --- checkpoints ---------------------------------------------------------------------------------------
 
@@ -103,6 +119,7 @@ class DiffusionPolicy:
         self._history.clear()
         self._queue.clear()
         self._target = None
+        self._contact = None
 
     def set_target(self, position) -> None:
         """The end-effector position (base frame, metres) an 'ee_target' policy moves toward; takes effect
@@ -124,6 +141,9 @@ class DiffusionPolicy:
                   for key in self.config.cameras}
         state = (state_tensor(observation.get("state"), self.statistics.state, self.config.state_dim,
                               self.device)[0] if self.config.state_dim else None)
+        if self.model.position_head is not None and not self._history:  # the episode's first frame
+            with torch.inference_mode():
+                self._contact = self.model.predict_contact(images["image"][None, None], self._goal)
         self._history.append((images, state))
         while len(self._history) < self.config.obs_horizon:  # as the data pipeline pads an episode's start
             self._history.appendleft(self._history[0])
@@ -134,7 +154,8 @@ class DiffusionPolicy:
         frames = list(self._history)
         images = {key: torch.stack([f[0][key] for f in frames])[None] for key in self.config.cameras}
         state = torch.stack([f[1] for f in frames])[None] if self.config.state_dim else None
-        return Snapshot(images, state, self._target_goal() if self.config.goal == "ee_target" else self._goal)
+        goal = self._target_goal() if self.config.goal == "ee_target" else self._goal
+        return Snapshot(images, state, goal, self._contact)
 
     def _target_goal(self) -> torch.Tensor:
         """The mean per-step translation that reaches the target within the chunk, normalised as the
@@ -150,7 +171,7 @@ class DiffusionPolicy:
     def predict(self, snapshot: Snapshot) -> np.ndarray:
         """The denoised chunk in robot units, then the gripper opening 0..1: (Tp, 7) deltas (m, rad), or
         for the 'target' action space (Tp, 8) target poses (x y z in m, unit quaternion w x y z)."""
-        cond = self.model.global_condition(snapshot.images, snapshot.state, snapshot.goal)
+        cond = self.model.global_condition(snapshot.images, snapshot.state, snapshot.goal, snapshot.contact)
         normalized = from_model_actions(self.model.sample(cond, self.generator))[0].cpu().numpy()
         if self.config.action_space == "delta":
             return self.statistics.denormalize_action(normalized).astype(np.float32)
