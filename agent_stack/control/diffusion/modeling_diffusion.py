@@ -302,14 +302,12 @@ class DiffusionModel(nn.Module):
                          dim=-1)
 
     def global_condition(self, images: dict[str, torch.Tensor], state: torch.Tensor | None,
-                         goal: torch.Tensor | None, contact: torch.Tensor | None = None,
-                         features: torch.Tensor | None = None) -> torch.Tensor:
+                         goal: torch.Tensor | None, contact: torch.Tensor | None = None) -> torch.Tensor:
         """images: camera -> (B, To, S, S, 3) uint8; state (B, To, D) normalised; goal (B, G); contact (B, 3)
-        normalised, for `contact_conditioning` -> (B, G'); `features`: the `image_features` already
-        computed."""
+        normalised, for `contact_conditioning` -> (B, G')."""
         per_frame = []
         if self.config.cameras:
-            per_frame.append(self.image_features(images, goal) if features is None else features)
+            per_frame.append(self.image_features(images, goal))
         if self.config.state_dim:
             per_frame.append(state[..., :self.config.state_dim].float())
         parts = [torch.cat(per_frame, dim=-1).flatten(1)]
@@ -337,7 +335,8 @@ class DiffusionModel(nn.Module):
         return None
 
     def batch_condition(self, batch: dict) -> torch.Tensor:
-        """The global condition of a data-pipeline batch."""
+        """The global condition of a data-pipeline batch. Contact conditioning is teacher-forced: the
+        demonstration's contact point, not the head's guess."""
         observation = batch["observation"]
         images = {camera: observation[camera] for camera in self.config.cameras}
         return self.global_condition(images, observation.get("state"), self.batch_goal(batch),
@@ -347,12 +346,7 @@ class DiffusionModel(nn.Module):
         """DDPM loss (Eq. 5): || eps - eps_theta(sqrt(abar_k) x0 + sqrt(1 - abar_k) eps, k, obs) ||^2,
         plus `position_loss_weight` x the encoder's regression of the contact point."""
         clean = to_model_actions(batch["action"].float())
-        observation, goal = batch["observation"], self.batch_goal(batch)
-        images = {camera: observation[camera] for camera in self.config.cameras}
-        features = self.image_features(images, goal) if self.config.cameras else None
-        # contact conditioning is teacher-forced: the demonstration's contact point, not the head's guess
-        cond = self.global_condition(images, observation.get("state"), goal, batch.get("contact_point"),
-                                     features)
+        cond = self.batch_condition(batch)
         noise = torch.randn_like(clean)
         steps = torch.randint(0, self.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
         noisy = self.train_scheduler.add_noise(clean, noise, steps)
@@ -361,7 +355,7 @@ class DiffusionModel(nn.Module):
         mse = F.mse_loss(predicted, target)
         if self.position_head is None:
             return mse, {"mse": mse.detach()}
-        contact = self.predict_contact(observation["start_image"], goal)
+        contact = self.predict_contact(batch["observation"]["start_image"], self.batch_goal(batch))
         position_mse = F.mse_loss(contact, batch["contact_point"].float())
         loss = mse + self.config.position_loss_weight * position_mse
         return loss, {"mse": mse.detach(), "position_mse": position_mse.detach()}
